@@ -1,0 +1,189 @@
+"""``course evaluate``: measure the shipped course model against its targets.
+
+Prints, on the course test split (``test.csv``, 420 images):
+
+- per-finding AUROC with a 95% bootstrap confidence interval, beside
+  CheXNet's AUROC on the *real* NIH data (a different dataset: orientation
+  only), and the targets: mean >= 0.85, every finding >= 0.70, none >= 0.99;
+- prediction speed (images/s) and the fraction of the CPU's peak FLOP/s
+  reached (FLOPs counted from the model's layers, peak from the core count,
+  clock and AVX2 FMA width);
+- Grad-CAM localisation (pointing game): the fraction of recorded lesion
+  boxes that contain the heatmap's maximum, per finding.
+
+``--write-card`` rewrites the results section of MODEL_CARD.md from these
+figures (between the ``<!-- results -->`` markers).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import paths
+from .constants import CHEXNET_AUROC, LABELS
+
+POINTING_FINDINGS = ("Mass", "Nodule", "Pneumothorax", "Effusion", "Cardiomegaly")
+TARGETS = {"mean_auroc_min": 0.85, "finding_auroc_min": 0.70, "finding_auroc_max": 0.99,
+           "pointing_min": 0.70, "predict_seconds_max": 60.0}
+
+
+def model_flops(model) -> float:
+    """Floating-point operations (2 x multiply-adds) of one forward pass of
+    one image, counted over Conv2D and Dense layers (the rest is < 1%)."""
+    import keras
+
+    macs = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw = layer.kernel_size
+            c_in = layer.input.shape[-1]
+            macs += h * w * kh * kw * c_in * c_out
+        elif isinstance(layer, keras.layers.Dense):
+            macs += layer.input.shape[-1] * layer.units
+    return 2.0 * macs
+
+
+def cpu_peak_flops() -> tuple[float, str]:
+    """Peak float32 FLOP/s of this CPU: cores x GHz x 32 (AVX2: 8 lanes x 2
+    for FMA x 2 FMA units), with the assumption spelled out."""
+    cores = os.cpu_count() or 1
+    mhz = None
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        found = re.findall(r"cpu MHz\s*:\s*([\d.]+)", text)
+        if found:
+            mhz = max(float(v) for v in found)
+        flags = re.search(r"flags\s*:(.*)", text)
+        has_fma = bool(flags and " fma" in flags.group(1) and " avx2" in flags.group(1))
+    except OSError:
+        has_fma = False
+    if mhz is None:
+        mhz = 2500.0
+    per_cycle = 32 if has_fma else 8
+    peak = cores * mhz * 1e6 * per_cycle
+    return peak, f"{cores} cores x {mhz / 1000:.2f} GHz x {per_cycle} FLOP/cycle"
+
+
+def evaluate(data: Path, n_boot: int = 1000, batch_size: int = 32, gradcam_limit: int | None = None) -> dict:
+    import pandas as pd
+
+    from .data import load_image
+    from .gradcam import gradcam_heatmap
+    from .metrics import bootstrap_auroc_ci, pointing_game
+    from .models import load_course_model, predict
+
+    test_df = pd.read_csv(data / "test.csv")
+    image_dir = data / "images"
+    model = load_course_model()
+    meta = model.course_metadata
+    predict(model, test_df.iloc[:batch_size], image_dir, batch_size=batch_size)   # warm-up (graph build)
+    t0 = time.perf_counter()
+    probs = predict(model, test_df, image_dir, batch_size=batch_size)
+    seconds = time.perf_counter() - t0
+    flops = model_flops(model)
+    peak, peak_note = cpu_peak_flops()
+    img_s = len(test_df) / seconds
+
+    labels = list(LABELS)
+    y_true = test_df[labels].to_numpy()
+    ci = bootstrap_auroc_ci(y_true, probs, labels, n_boot=n_boot, seed=0).set_index("label")
+
+    boxes = pd.read_csv(data / "BBox_List_2017.csv")
+    boxes.columns = ["Image", "Finding", "x", "y", "w", "h"] + list(boxes.columns[6:])
+    boxes = boxes[boxes["Image"].isin(test_df["Image"]) & boxes["Finding"].isin(POINTING_FINDINGS)]
+    if gradcam_limit:
+        boxes = boxes.groupby("Finding").head(gradcam_limit)
+    size = int(meta["input_size"])
+    from PIL import Image as PILImage
+    hits: dict[str, list[bool]] = {f: [] for f in POINTING_FINDINGS}
+    t1 = time.perf_counter()
+    for row in boxes.itertuples(index=False):
+        path = image_dir / row.Image
+        with PILImage.open(path) as im:
+            native = im.size[0]
+        image = load_image(path, size=size, mean=meta["mean"], std=meta["std"])
+        heat = gradcam_heatmap(model, image, labels.index(row.Finding))
+        scale = size / native
+        box = (row.x * scale, row.y * scale, row.w * scale, row.h * scale)
+        hits[row.Finding].append(bool(pointing_game(heat, box, (size, size))))
+    gradcam_seconds = time.perf_counter() - t1
+
+    result = {
+        "n_test": len(test_df),
+        "auroc": {lab: {"auroc": float(ci.loc[lab, "auroc"]), "ci_low": float(ci.loc[lab, "ci_low"]),
+                        "ci_high": float(ci.loc[lab, "ci_high"]), "n_pos": int(y_true[:, i].sum()),
+                        "chexnet": CHEXNET_AUROC[lab]} for i, lab in enumerate(labels)},
+        "mean_auroc": float(np.nanmean(ci["auroc"].to_numpy())),
+        "predict_seconds": seconds, "images_per_second": img_s,
+        "gflops_per_image": flops / 1e9, "achieved_gflops": flops * img_s / 1e9,
+        "peak_gflops": peak / 1e9, "peak_note": peak_note, "fraction_of_peak": flops * img_s / peak,
+        "pointing": {f: {"hits": int(sum(v)), "boxes": len(v), "rate": (sum(v) / len(v)) if v else float("nan")}
+                     for f, v in hits.items()},
+        "gradcam_seconds": gradcam_seconds,
+        "model": {k: meta.get(k) for k in ("input_size", "mean", "std", "best_epoch", "epoch",
+                                          "best_val_mean_auroc", "n_train", "steps_per_epoch", "batch_size")},
+    }
+    return result
+
+
+def format_report(r: dict) -> str:
+    lines = ["| finding | n pos | AUROC | 95% CI | CheXNet (real NIH) |", "|---|---:|---:|---|---:|"]
+    for lab, v in r["auroc"].items():
+        lines.append(f"| {lab} | {v['n_pos']} | {v['auroc']:.3f} | {v['ci_low']:.3f}-{v['ci_high']:.3f} | {v['chexnet']:.3f} |")
+    aucs = np.array([v["auroc"] for v in r["auroc"].values()])
+    lines.append(f"| **mean** | | **{r['mean_auroc']:.3f}** | | {np.mean(list(CHEXNET_AUROC.values())):.3f} |")
+    ok_mean = r["mean_auroc"] >= TARGETS["mean_auroc_min"]
+    ok_min = np.nanmin(aucs) >= TARGETS["finding_auroc_min"]
+    ok_max = np.nanmax(aucs) < TARGETS["finding_auroc_max"]
+    lines += ["", f"Targets: mean >= 0.85: {'met' if ok_mean else 'NOT met'} ({r['mean_auroc']:.3f}); "
+                  f"every finding >= 0.70: {'met' if ok_min else 'NOT met'} (min {np.nanmin(aucs):.3f}); "
+                  f"none >= 0.99: {'met' if ok_max else 'NOT met'} (max {np.nanmax(aucs):.3f})", ""]
+    lines.append(f"Prediction on {r['n_test']} test images: {r['predict_seconds']:.1f} s "
+                 f"({r['images_per_second']:.1f} img/s; target <= 60 s: "
+                 f"{'met' if r['predict_seconds'] <= TARGETS['predict_seconds_max'] else 'NOT met'}); "
+                 f"{r['gflops_per_image']:.2f} GFLOP/image -> {r['achieved_gflops']:.1f} GFLOP/s = "
+                 f"{100 * r['fraction_of_peak']:.1f}% of peak ({r['peak_gflops']:.0f} GFLOP/s: {r['peak_note']})")
+    lines += ["", "| Grad-CAM pointing game | hits / boxes | rate (target >= 0.70) |", "|---|---:|---:|"]
+    for f, v in r["pointing"].items():
+        lines.append(f"| {f} | {v['hits']} / {v['boxes']} | {v['rate']:.2f} |")
+    return "\n".join(lines)
+
+
+def write_card(report: str, card: Path) -> None:
+    text = card.read_text() if card.is_file() else "# Model card\n\n<!-- results -->\n<!-- /results -->\n"
+    block = f"<!-- results -->\n{report}\n<!-- /results -->"
+    if "<!-- results -->" not in text:
+        text += "\n" + block + "\n"
+    else:
+        text = re.sub(r"<!-- results -->.*?<!-- /results -->", lambda m: block, text, flags=re.S)
+    card.write_text(text)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("evaluate", help="measure the shipped course model against its targets",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=None)
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--gradcam-limit", type=int, default=None, help="at most this many boxes per finding")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
+    p.add_argument("--write-card", action="store_true", help="rewrite MODEL_CARD.md's results section")
+    p.set_defaults(func=_main)
+
+
+def _main(args) -> int:
+    result = evaluate(paths.data_dir(args.data), n_boot=args.n_boot, gradcam_limit=args.gradcam_limit)
+    report = format_report(result)
+    print(report)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+    if args.write_card:
+        write_card(report, paths.REPO_DIR / "MODEL_CARD.md")
+    return 0
