@@ -135,12 +135,13 @@ def _normalise(gray: tf.Tensor, mean: float, std: float) -> tf.Tensor:
     return tf.tile((gray - mean) / std, [1, 1, 3])
 
 
-def _check_stats(mean, std) -> tuple[float, float]:
+def _check_stats(mean, std, image_size: int) -> tuple[float, float]:
+    """Validate (mean, std); both None -> the course statistics at ``image_size``."""
     if (mean is None) != (std is None):
         raise ValueError("give both mean and std (the training set's, from "
                          "compute_normalization(train_df, image_dir)) or neither.")
     if mean is None:
-        return course_normalization()
+        return course_normalization(image_size=image_size)
     mean, std = float(mean), float(std)
     if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
         raise ValueError(f"mean must be finite and std finite and > 0, got mean={mean}, std={std}.")
@@ -165,7 +166,7 @@ def load_png(path: str | os.PathLike, size: int | None = None,
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")
-    mean, std = _check_stats(mean, std)
+    mean, std = _check_stats(mean, std, size)
     ds = tf.data.Dataset.from_tensors(str(path)).map(
         lambda p: _normalise(_decode_gray(p, size), mean, std))
     try:
@@ -251,7 +252,7 @@ def make_dataset(df: pd.DataFrame, image_dir: str | os.PathLike, labels,
     y = _label_matrix(df, labels)                                          # (N, C)
     image_dir = Path(image_dir)
     check_images_exist(df, image_dir)
-    mean, std = _check_stats(mean, std)
+    mean, std = _check_stats(mean, std, image_size)
     files = [str(image_dir / name) for name in df["Image"].astype(str)]
 
     ds = tf.data.Dataset.from_tensor_slices((files, y))
