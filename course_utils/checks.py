@@ -339,3 +339,52 @@ def _is_plain_key(key: Any) -> bool:
     if type(key) in _SCALARS:
         return True
     return type(key) is tuple and all(_is_plain_key(k) for k in key)
+
+
+# ----------------------------------------------------------------------------- environment
+#: What the notebooks need: distribution name(s) -> required version prefix.
+COURSE_ENVIRONMENT: dict[tuple[str, ...], str] = {
+    ("tensorflow-cpu", "tensorflow"): "2.21.",
+    ("keras",): "3.",
+    ("numpy",): "2.",
+    ("pandas",): "",
+    ("seaborn",): "0.13.",
+    ("scikit-learn",): "1.",
+    ("matplotlib",): "3.",
+}
+
+
+def check_environment() -> str:
+    """Fail with a clear message unless the notebook runs in the course environment.
+
+    Checks Python 3.11 and the versions of the packages the notebooks import,
+    without importing them (no TensorFlow start-up cost).  Returns a one-line
+    summary.  Called by the first code cell of every notebook (source/header.ipynb).
+    """
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    fix = ("Start JupyterLab with `make lab` from the course folder (it uses the course's "
+           ".venv), or choose the course's Python as the kernel.")
+    problems: list[str] = []
+    if sys.version_info[:2] != (3, 11):
+        problems.append(f"Python 3.11 expected, this kernel runs {sys.version.split()[0]}")
+    found: list[str] = []
+    for names, prefix in COURSE_ENVIRONMENT.items():
+        installed = None
+        for dist in names:
+            try:
+                installed = version(dist)
+                break
+            except PackageNotFoundError:
+                continue
+        if installed is None:
+            problems.append(f"{names[0]} is not installed")
+        elif not installed.startswith(prefix):
+            problems.append(f"{names[0]} {prefix}x expected, found {installed}")
+        else:
+            found.append(f"{names[0]} {installed}")
+    if problems:
+        raise RuntimeError("This kernel is not the course environment: "
+                           + "; ".join(problems) + ". " + fix)
+    return f"Python {sys.version.split()[0]}, " + ", ".join(found) + ": course environment OK."

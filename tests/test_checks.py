@@ -243,3 +243,22 @@ def test_every_message_has_the_documented_form():
     ]
     for msg in messages:
         assert form.match(msg), msg
+
+
+# ----------------------------------------------------------------------------- environment
+def test_check_environment_passes_in_the_course_venv():
+    """Does the header's environment check pass in the course's .venv and name the versions?"""
+    from course_utils.checks import check_environment
+    summary = check_environment()
+    assert summary.startswith("Python 3.11.") and "tensorflow-cpu 2.21." in summary, summary
+
+
+def test_check_environment_names_a_wrong_version(monkeypatch):
+    """Does a wrong package version fail with what was expected, what was found and the fix?"""
+    from course_utils import checks
+    monkeypatch.setitem(checks.COURSE_ENVIRONMENT, ("keras",), "2.")
+    with pytest.raises(RuntimeError, match=r"keras 2\.x expected, found 3\..*make lab"):
+        checks.check_environment()
+    monkeypatch.setitem(checks.COURSE_ENVIRONMENT, ("no-such-dist-xyz",), "")
+    with pytest.raises(RuntimeError, match="no-such-dist-xyz is not installed"):
+        checks.check_environment()

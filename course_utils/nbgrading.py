@@ -1,0 +1,317 @@
+"""Build the course, let every reference solution grade itself, print the score table.
+
+Everything goes through nbgrader's Python API (``nbgrader.apps.NbGraderAPI``,
+``nbgrader.api.Gradebook``); nothing reads ``nbgrader validate``'s exit code,
+which is 0 even when tests fail.
+
+Commands (``python -m course_utils <command>``, also ``course <command>``):
+
+``build``   ``generate_assignment --force`` for every assignment found in ``source/``
+            (a folder holding a notebook; ``source/header.ipynb`` is the header,
+            not an assignment) -> ``release/``.
+``demo``    two demo submissions per assignment in ``submitted/<student>/<assignment>/``:
+            ``reference`` (the release with every solution cell replaced by the
+            instructor's solution minus the BEGIN/END SOLUTION lines) and ``blank``
+            (the untouched release); both are autograded into ``autograded/``.
+``scores``  the table assignment x submission -> points / max from the gradebook;
+            ``--check`` exits 1 unless every reference gets full marks and every
+            blank release 0 on every grade cell.
+
+Used by the Makefile (``make course``, ``make release``) and by
+tests/test_course_build.py, which builds a throw-away course in a temporary folder.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from .paths import REPO_DIR
+
+#: The two demo submissions made for every assignment.
+REFERENCE, BLANK = "reference", "blank"
+DEMO_STUDENTS: tuple[str, ...] = (REFERENCE, BLANK)
+
+#: nbgrader's solution delimiters (ClearSolutions.begin/end_solution_delimeter):
+#: a line *containing* one of them is a marker line.
+SOLUTION_DELIMITERS: tuple[str, ...] = ("BEGIN SOLUTION", "END SOLUTION")
+
+
+class GradingError(RuntimeError):
+    """An nbgrader step failed; the message carries nbgrader's log."""
+
+
+# ----------------------------------------------------------------------------- environment
+def ensure_venv_on_path() -> None:
+    """Put this interpreter's ``bin`` folder first on PATH.
+
+    nbgrader runs ``alembic`` as a subprocess when it creates a gradebook; with
+    the venv's bin first the venv's alembic is found even when nobody
+    activated the virtual environment.
+    """
+    bin_dir = str(Path(sys.executable).parent)
+    parts = os.environ.get("PATH", "").split(os.pathsep)
+    if not parts or parts[0] != bin_dir:
+        os.environ["PATH"] = os.pathsep.join([bin_dir] + [p for p in parts if p != bin_dir])
+
+
+# ----------------------------------------------------------------------------- discovery
+def discover_assignments(course_dir: str | os.PathLike = REPO_DIR) -> list[str]:
+    """Names of the assignments in ``<course_dir>/source``: every folder holding a notebook."""
+    source = Path(course_dir) / "source"
+    if not source.is_dir():
+        raise FileNotFoundError(f"no source/ folder in {Path(course_dir).resolve()}")
+    return sorted(p.name for p in source.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and any(p.glob("*.ipynb")))
+
+
+def is_solution_cell(cell) -> bool:
+    return bool(cell.metadata.get("nbgrader", {}).get("solution", False))
+
+
+def is_grade_cell(cell) -> bool:
+    return bool(cell.metadata.get("nbgrader", {}).get("grade", False))
+
+
+# ----------------------------------------------------------------------------- nbgrader API
+def load_config(course_dir: str | os.PathLike = REPO_DIR):
+    """The course's ``nbgrader_config.py`` (run as nbgrader runs it) with root = course_dir."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    course_dir = Path(course_dir).resolve()
+    config_file = course_dir / "nbgrader_config.py"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{config_file} is missing: not an nbgrader course folder")
+    config = PyFileConfigLoader(config_file.name, path=str(course_dir)).load_config()
+    config.CourseDirectory.root = str(course_dir)
+    return config
+
+
+def make_api(course_dir: str | os.PathLike = REPO_DIR):
+    """An ``NbGraderAPI`` for the course in ``course_dir``."""
+    import logging
+
+    from nbgrader.apps import NbGraderAPI
+
+    ensure_venv_on_path()
+    api = NbGraderAPI(config=load_config(course_dir))
+    api.log.setLevel(logging.WARNING)
+    return api
+
+
+def _checked(result: dict, what: str) -> dict:
+    if not result.get("success"):
+        raise GradingError(f"{what} failed:\n{result.get('error', '')}\n{result.get('log', '')}")
+    return result
+
+
+def build(course_dir: str | os.PathLike = REPO_DIR,
+          assignments: list[str] | None = None) -> list[str]:
+    """``generate_assignment --force`` for each assignment (default: all discovered)."""
+    api = make_api(course_dir)
+    names = assignments or discover_assignments(course_dir)
+    for name in names:
+        _checked(api.generate_assignment(name, force=True, create=True),
+                 f"generate_assignment {name}")
+    return names
+
+
+# ----------------------------------------------------------------------------- demo submissions
+def strip_solution_markers(source: str) -> str:
+    """The solution code of a source cell: every line containing a delimiter removed."""
+    return "\n".join(line for line in source.splitlines()
+                     if not any(d in line for d in SOLUTION_DELIMITERS))
+
+
+def reference_notebook(source_nb, release_nb):
+    """The release notebook with each solution cell holding the instructor's solution."""
+    solutions = {}
+    for cell in source_nb.cells:
+        if is_solution_cell(cell):
+            solutions[cell.metadata.nbgrader["grade_id"]] = strip_solution_markers(cell.source)
+    reference = copy.deepcopy(release_nb)
+    for cell in reference.cells:
+        if is_solution_cell(cell):
+            grade_id = cell.metadata.nbgrader["grade_id"]
+            if grade_id not in solutions:
+                raise GradingError(f"release solution cell {grade_id!r} has no source cell")
+            cell.source = solutions[grade_id]
+    return reference
+
+
+def make_demo_submissions(course_dir: str | os.PathLike, assignment: str) -> dict[str, Path]:
+    """Write ``submitted/{reference,blank}/<assignment>/`` from ``release/`` and ``source/``."""
+    course_dir = Path(course_dir).resolve()
+    release = course_dir / "release" / assignment
+    notebooks = sorted(release.glob("*.ipynb"))
+    if not notebooks:
+        raise GradingError(f"{release} holds no notebook: run `course build` first")
+    timestamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f %Z")
+    out = {}
+    for student in DEMO_STUDENTS:
+        dest = course_dir / "submitted" / student / assignment
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(release, dest)
+        for release_path in notebooks:
+            if student == REFERENCE:
+                source_nb = nbformat.read(course_dir / "source" / assignment / release_path.name,
+                                          as_version=4)
+                release_nb = nbformat.read(release_path, as_version=4)
+                nbformat.write(reference_notebook(source_nb, release_nb), dest / release_path.name)
+        (dest / "timestamp.txt").write_text(timestamp + "\n")
+        out[student] = dest
+    return out
+
+
+def autograde(course_dir: str | os.PathLike, assignment: str, students=DEMO_STUDENTS,
+              api=None) -> dict[str, float]:
+    """Autograde the submissions of ``students``; return the wall time of each (seconds)."""
+    api = api or make_api(course_dir)
+    times = {}
+    for student in students:
+        start = time.perf_counter()
+        _checked(api.autograde(assignment, student, force=True, create=True),
+                 f"autograde {assignment} for {student}")
+        times[student] = time.perf_counter() - start
+    return times
+
+
+# ----------------------------------------------------------------------------- scores
+@dataclass(frozen=True)
+class CellScore:
+    """Score of one grade cell of one submission, as stored in the gradebook."""
+    notebook: str
+    grade_id: str
+    auto_score: float | None
+    manual_score: float | None
+    max_score: float
+
+    @property
+    def score(self) -> float | None:
+        """The manual score when there is one, else the autograder's (None: ungraded)."""
+        return self.manual_score if self.manual_score is not None else self.auto_score
+
+
+def cell_scores(course_dir: str | os.PathLike, assignment: str, student: str) -> list[CellScore]:
+    """Every grade cell's score of one submission, read with nbgrader's Gradebook API."""
+    from nbgrader.api import Gradebook
+    from nbgrader.coursedir import CourseDirectory
+
+    coursedir = CourseDirectory(config=load_config(course_dir))
+    ensure_venv_on_path()
+    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+        submission = gb.find_submission(assignment, student)
+        return [CellScore(nb.name, grade.name, grade.auto_score, grade.manual_score,
+                          float(grade.max_score))
+                for nb in submission.notebooks for grade in nb.grades]
+
+
+def score_table(course_dir: str | os.PathLike = REPO_DIR,
+                assignments: list[str] | None = None,
+                students=DEMO_STUDENTS) -> list[dict]:
+    """One row per (assignment, student): points, max points and the cells at full/zero."""
+    rows = []
+    for assignment in assignments or discover_assignments(course_dir):
+        for student in students:
+            cells = cell_scores(course_dir, assignment, student)
+            rows.append(dict(
+                assignment=assignment, student=student,
+                points=sum(c.score or 0.0 for c in cells),
+                max_points=sum(c.max_score for c in cells),
+                cells=len(cells),
+                full=sum(c.score is not None and c.score == c.max_score for c in cells),
+                zero=sum(c.score == 0 for c in cells),
+                ungraded=sum(c.score is None for c in cells)))
+    return rows
+
+
+def self_grading_problems(rows: list[dict]) -> list[str]:
+    """What is wrong with a score table: a reference below full marks, a blank above 0."""
+    problems = []
+    for row in rows:
+        where = f"{row['assignment']} / {row['student']}"
+        if row["cells"] == 0:
+            problems.append(f"{where}: no grade cell")
+        elif row["student"] == REFERENCE and row["full"] != row["cells"]:
+            problems.append(f"{where}: {row['cells'] - row['full']} grade cell(s) below full marks")
+        elif row["student"] == BLANK and row["zero"] != row["cells"]:
+            problems.append(f"{where}: {row['cells'] - row['zero']} grade cell(s) above 0")
+    return problems
+
+
+def format_table(rows: list[dict]) -> str:
+    width = max([len("assignment")] + [len(r["assignment"]) for r in rows])
+    lines = [f"{'assignment':<{width}}  {'submission':<10}  {'points / max':>14}  grade cells",
+             "-" * (width + 46)]
+    for r in rows:
+        detail = f"{r['full']}/{r['cells']} full, {r['zero']}/{r['cells']} zero"
+        if r["ungraded"]:
+            detail += f", {r['ungraded']} need manual grading"
+        lines.append(f"{r['assignment']:<{width}}  {r['student']:<10}  "
+                     f"{r['points']:>6.1f} / {r['max_points']:<5.1f}  {detail}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- CLI
+def _course_dir(args) -> Path:
+    return Path(args.course_dir).resolve()
+
+
+def _cmd_build(args) -> int:
+    start = time.perf_counter()
+    names = build(_course_dir(args), args.assignments or None)
+    print(f"built release/ for {len(names)} assignment(s): {', '.join(names)} "
+          f"({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    course_dir = _course_dir(args)
+    api = make_api(course_dir)
+    for assignment in args.assignments or discover_assignments(course_dir):
+        make_demo_submissions(course_dir, assignment)
+        times = autograde(course_dir, assignment, api=api)
+        print(f"autograded {assignment}: "
+              + ", ".join(f"{s} {t:.1f} s" for s, t in times.items()), flush=True)
+    return 0
+
+
+def _cmd_scores(args) -> int:
+    rows = score_table(_course_dir(args), args.assignments or None)
+    print(format_table(rows))
+    problems = self_grading_problems(rows)
+    if problems:
+        print("\nSELF-GRADING FAILED:\n  " + "\n  ".join(problems))
+        return 1 if args.check else 0
+    print("\nEvery reference solution gets full marks, every blank release 0.")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the ``build``, ``demo`` and ``scores`` commands to the course CLI."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("assignments", nargs="*",
+                        help="assignment names (default: every folder of source/ with a notebook)")
+    common.add_argument("--course-dir", default=str(REPO_DIR),
+                        help="nbgrader course folder (default: this checkout)")
+
+    p = subparsers.add_parser("build", parents=[common],
+                              help="generate release/ for every assignment (nbgrader, --force)")
+    p.set_defaults(func=_cmd_build)
+    p = subparsers.add_parser("demo", parents=[common],
+                              help="make and autograde the reference and blank demo submissions")
+    p.set_defaults(func=_cmd_demo)
+    p = subparsers.add_parser("scores", parents=[common],
+                              help="print points / max per assignment and demo submission")
+    p.add_argument("--check", action="store_true",
+                   help="exit 1 unless references get full marks and blank releases 0")
+    p.set_defaults(func=_cmd_scores)
