@@ -288,8 +288,8 @@ def compute_normalization(df: pd.DataFrame, image_dir: str | os.PathLike,
     over every pixel of every image (population std, ddof=0), as Keras'
     ``featurewise_center`` / ``featurewise_std_normalization`` did in the
     original course.  ``sample_size`` images drawn without replacement with
-    ``numpy.random.default_rng(seed)`` (None: all of them; the original
-    course used a sample of 100).
+    ``numpy.random.default_rng(seed)`` (None, or at least ``len(df)``: all
+    of them; the original course used a sample of 100).
 
     Returns (mean, std) as Python floats.
     """
@@ -299,10 +299,10 @@ def compute_normalization(df: pd.DataFrame, image_dir: str | os.PathLike,
         raise ValueError("the DataFrame is empty: no training images to compute statistics from.")
     image_size = _check_size(image_size)
     names = df["Image"].astype(str).to_numpy()
-    if sample_size is not None:
-        if not 1 <= sample_size <= len(names):
-            raise ValueError(f"sample_size must be between 1 and {len(names)} (the number of "
-                             f"training images), got {sample_size}.")
+    if sample_size is not None and sample_size < len(names):
+        if sample_size < 1:
+            raise ValueError(f"sample_size must be a positive number of images (or None for "
+                             f"all {len(names)}), got {sample_size}.")
         rng = np.random.default_rng(seed)
         names = names[np.sort(rng.choice(len(names), size=sample_size, replace=False))]
     image_dir = Path(image_dir)

@@ -216,8 +216,10 @@ def test_compute_normalization_matches_numpy_and_samples(tmp_path):
     picked = np.sort(np.random.default_rng(5).choice(6, 3, replace=False))
     assert m3 == pytest.approx(pixels[picked].mean(), abs=1e-6)
     assert s3 == pytest.approx(pixels[picked].std(), abs=1e-6)
-    with pytest.raises(ValueError, match="sample_size must be between 1 and 6"):
-        compute_normalization(df, tmp_path, sample_size=7)
+    # a sample at least as large as the table is the whole table
+    assert compute_normalization(df, tmp_path, sample_size=7, image_size=16) == (mean, std)
+    with pytest.raises(ValueError, match="sample_size must be a positive number"):
+        compute_normalization(df, tmp_path, sample_size=0)
 
 
 def test_augmentation_is_light_seeded_and_never_flips(tmp_path):
