@@ -185,7 +185,12 @@ def read_nih_metadata(csv_path: str | os.PathLike, keep_metadata: bool = False) 
         out["View"] = raw["View Position"].astype(str).str.strip()
         out["Age"] = _parse_age(raw["Patient Age"], csv_path)
         out["Sex"] = raw["Patient Gender"].astype(str).str.strip()
-        out["FollowUp"] = pd.to_numeric(raw["Follow-up #"], errors="raise").astype("int64")
+        follow = pd.to_numeric(raw["Follow-up #"], errors="coerce")
+        bad = follow.isna() | (follow != np.floor(follow))
+        if bad.any():
+            raise ValueError(f"{csv_path}: 'Follow-up #' is not an integer for image(s) "
+                             f"{_first(images[bad])}.")
+        out["FollowUp"] = follow.astype("int64")
     return out.reset_index(drop=True)
 
 

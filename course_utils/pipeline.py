@@ -239,8 +239,11 @@ def make_dataset(df: pd.DataFrame, image_dir: str | os.PathLike, labels,
 
     Raises ValueError (missing ``Image`` or label column, labels outside
     [0, 1], empty table) and FileNotFoundError (listing missing images) before
-    building anything; an image that is not a complete PNG fails during
-    iteration with an InvalidArgumentError naming the file.
+    building anything; an image that is not a complete PNG (wrong signature,
+    truncated) fails during iteration with an InvalidArgumentError naming the
+    file.  A PNG damaged inside (correct signature and end) fails with
+    TensorFlow's own decode error, which does not name it:
+    ``course_utils.data.load_image(path)`` on the suspects does.
     """
     if "Image" not in df.columns:
         raise ValueError("the DataFrame has no 'Image' column (file names of the images).")
