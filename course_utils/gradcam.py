@@ -44,9 +44,36 @@ from .metrics import resize_heatmap
 __all__ = ["default_gradcam_layer", "gradcam_heatmap", "gradcam_heatmaps", "overlay_heatmap",
            "compute_gradcam"]
 
-# model -> {layer_name: grad_model}: building the two-output model of a
+# model -> {layer_name: _GradCAMFunction}: building the two-output model of a
 # DenseNet121 takes a noticeable time, and evaluation calls Grad-CAM per box.
 _GRAD_MODELS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+#: Calls per model and layer run eagerly before switching to the compiled
+#: (``tf.function``) computation.  Measured for DenseNet121 at 128 px on this
+#: 2-core machine: eager 0.8-2 s per call, tracing 5-10 s once, then
+#: 0.05 s per map: a notebook's few calls stay eager, an evaluation over
+#: hundreds of boxes gets compiled.
+EAGER_CALLS = 3
+
+
+class _GradCAMFunction:
+    """Eager for the first ``EAGER_CALLS`` calls, then the ``tf.function``
+    version of the same Python function (identical results)."""
+
+    def __init__(self, python_function, input_signature):
+        import tensorflow as tf
+
+        self.python_function = python_function
+        self.compiled = tf.function(python_function, input_signature=input_signature)
+        self.calls = 0
+
+    def __call__(self, x, indices):
+        import tensorflow as tf
+
+        self.calls += 1
+        if self.calls <= EAGER_CALLS:
+            return self.python_function(tf.constant(x), tf.constant(indices))
+        return self.compiled(x, indices)
 
 
 def _output_rank(layer) -> int | None:
@@ -89,15 +116,15 @@ def _final_dense(model):
 
 
 def _gradcam_function(model, layer_name: str):
-    """Compiled ``(image (1, H, W, C), class indices (k,)) -> (cams (k, h, w), logits (k,))``,
+    """``(image (1, H, W, C), class indices (k,)) -> (cams (k, h, w), logits (k,))``,
     cached per model and layer.
 
     The image is repeated k times so that one forward and one backward pass
     give the k maps: in inference mode (``training=False``) no layer mixes
     the examples of a batch, so row b's logit depends on row b's feature map
-    only.  Compiled with ``tf.function`` (one trace per model and layer, a
-    few seconds for DenseNet121, then about 0.05 s per map at 128 px instead
-    of 0.8 s eagerly).  ``cams`` are the weighted channel sums before ReLU.
+    only.  Run eagerly for the first ``EAGER_CALLS`` calls, then compiled
+    with ``tf.function`` (see ``EAGER_CALLS``).  ``cams`` are the weighted
+    channel sums before the ReLU.
     """
     import keras
     import tensorflow as tf
@@ -121,7 +148,6 @@ def _gradcam_function(model, layer_name: str):
     grad_model = keras.Model(model.inputs, [layer.output, dense.input], name=f"{model.name}_gradcam")
     input_shape = (1,) + tuple(model.input_shape[1:])
 
-    @tf.function(input_signature=[tf.TensorSpec(input_shape, tf.float32), tf.TensorSpec((None,), tf.int32)])
     def cams_and_logits(x, indices):
         xb = tf.repeat(x, tf.shape(indices)[0], axis=0)                  # (k, H, W, C)
         with tf.GradientTape() as tape:
@@ -141,8 +167,10 @@ def _gradcam_function(model, layer_name: str):
         cams = tf.einsum("khwc,kc->khw", fmap, weights)                  # (k, h, w) weighted channel sum
         return cams, scores
 
-    per_model[layer_name] = cams_and_logits
-    return cams_and_logits
+    function = _GradCAMFunction(
+        cams_and_logits, [tf.TensorSpec(input_shape, tf.float32), tf.TensorSpec((None,), tf.int32)])
+    per_model[layer_name] = function
+    return function
 
 
 def _check_image(model, image) -> np.ndarray:

@@ -13,6 +13,7 @@ import pytest  # noqa: E402
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
+from course_utils import gradcam as gradcam_module  # noqa: E402
 from course_utils.gradcam import (  # noqa: E402
     compute_gradcam, default_gradcam_layer, gradcam_heatmap, gradcam_heatmaps, overlay_heatmap)
 from course_utils.metrics import pointing_game, resize_heatmap  # noqa: E402
@@ -91,6 +92,23 @@ def test_other_class_gives_a_different_map_and_negative_class_gives_zeros():
     np.testing.assert_allclose(probs, model.predict(image[None], verbose=0)[0, [0, 2, 1]], atol=1e-6)
 
 
+def test_eager_and_compiled_calls_agree():
+    """Do the first (eager) calls and the later (tf.function) calls give the same maps?"""
+    model = _square_model()
+    image = _image_with_square(20, 36, 10)
+    eager = [gradcam_heatmaps(model, image, [0, 1, 2]) for _ in range(gradcam_module.EAGER_CALLS)]
+    compiled = gradcam_heatmaps(model, image, [0, 1, 2])
+    entry = gradcam_module._GRAD_MODELS[model]["relu"]
+    assert entry.calls == gradcam_module.EAGER_CALLS + 1
+    assert entry.compiled.experimental_get_tracing_count() == 1
+    np.testing.assert_allclose(compiled[0], eager[0][0], atol=1e-6)
+    np.testing.assert_allclose(compiled[1], eager[0][1], atol=1e-6)
+    # another class subset reuses the same trace
+    single = gradcam_heatmap(model, image, 1)
+    assert entry.compiled.experimental_get_tracing_count() == 1
+    np.testing.assert_allclose(single, eager[0][0][1], atol=1e-6)
+
+
 def test_logit_not_sigmoid_when_saturated():
     """Is the map computed from the logit: unchanged when the sigmoid saturates, where
     the probability's gradient is exactly zero?"""
@@ -121,19 +139,20 @@ def test_densenet121_flat_model_default_layer_and_logit():
     maps, probs = gradcam_heatmaps(model, image, classes)
     assert maps.shape == (3, 2, 2)
     assert np.all(np.isfinite(maps)) and maps.min() >= 0 and maps.max() <= 1
-    np.testing.assert_allclose(probs, model.predict(image[None], verbose=0)[0, classes], rtol=1e-5)
-    # eager keras-io-style reference with an explicit linear copy of the last layer
+    np.testing.assert_allclose(probs, model(image[None], training=False).numpy()[0, classes], rtol=1e-5)
+    # eager keras-io-style reference with the logit written out from the last layer
     dense = model.get_layer("predictions")
     ref_model = keras.Model(model.input, [model.get_layer("relu").output, model.get_layer("avg_pool").output])
-    for k, c in enumerate(classes):
-        with tf.GradientTape() as tape:
-            fmap, pooled = ref_model(image[None], training=False)       # (1, 2, 2, 1024), (1, 1024)
-            logit = tf.matmul(pooled, dense.kernel)[0, c] + dense.bias[c]
-        grads = tape.gradient(logit, fmap)
+    with tf.GradientTape(persistent=True) as tape:
+        fmap, pooled = ref_model(image[None], training=False)           # (1, 2, 2, 1024), (1, 1024)
+        logits = tf.matmul(pooled, dense.kernel) + dense.bias           # (1, 14)
+        scores = [logits[0, c] for c in classes]
+    for k, score in enumerate(scores):
+        grads = tape.gradient(score, fmap)                              # (1, 2, 2, 1024)
         cam = tf.nn.relu(tf.reduce_sum(fmap[0] * tf.reduce_mean(grads, axis=(0, 1, 2)), axis=-1)).numpy()
         ref = cam / cam.max() if cam.max() > 0 else np.zeros_like(cam)
         np.testing.assert_allclose(maps[k], ref, atol=1e-4)
-        np.testing.assert_allclose(gradcam_heatmap(model, image, c), maps[k], atol=1e-6)
+    del tape
     # an explicit earlier layer gives its own resolution
     assert gradcam_heatmap(model, image, 0, layer_name="pool4_conv").shape == (4, 4)
 
