@@ -99,7 +99,7 @@ def sample_anatomy(rng: np.random.Generator, sex: str, age: int) -> Anatomy:
 
     habitus = float(np.clip(0.45 * n[0] - (0.15 if female else 0.0), -1.0, 1.0))
     cage_hw = float(np.clip(0.365 + 0.012 * n[1] - (0.008 if female else 0.0), 0.33, 0.40))
-    body_hw = float(min(0.5, cage_hw + 0.05 + 0.035 * (habitus + 1.0)))
+    body_hw = float(min(0.54, cage_hw + 0.075 + 0.04 * (habitus + 1.0)))
     apex_y = 0.125 + 0.02 * u[0]
     dome_y_right = float(np.clip(0.625 + 0.018 * n[2] + 0.008 * habitus, 0.58, 0.68))
     heart_ctr = float(np.clip(0.435 + 0.018 * n[3] + 0.012 * old, 0.38, 0.48))
@@ -115,7 +115,7 @@ def sample_anatomy(rng: np.random.Generator, sex: str, age: int) -> Anatomy:
         dome_drop_left=float(0.012 + 0.018 * u[2]),
         dome_height=float(0.06 + 0.03 * u[3]),
         dome_peak_u=float(0.38 + 0.14 * u[4]),
-        mediastinum_hw=float(0.043 + 0.01 * u[5] + 0.006 * max(old, 0.0)),
+        mediastinum_hw=float(0.052 + 0.012 * u[5] + 0.006 * max(old, 0.0)),
         aortic_knob=float(0.018 + 0.01 * u[6] + 0.008 * max(old, 0.0)),
         heart_ctr=heart_ctr,
         heart_right_frac=float(0.28 + 0.07 * u[7]),

@@ -88,6 +88,7 @@ from typing import Mapping
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
+from scipy.special import expit
 
 from course_utils.constants import CSV_LABELS, NIH_BOXES
 from course_utils.synth.anatomy import Anatomy
@@ -185,7 +186,7 @@ class RenderResult:
 # ----------------------------------------------------------------------------- helpers
 
 def _sig(z):
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0)))
+    return expit(z)
 
 
 def _smoothstep(z):
@@ -247,7 +248,8 @@ def _vessel_tree(texture_seed: int) -> tuple[np.ndarray, np.ndarray]:
         for a in angles:
             w0 = 0.009 if a < -20 else 0.011
             length = 0.06 + 0.025 * rng.uniform()
-            stack.append((0.012 * math.cos(math.radians(a)), 0.012 * math.sin(math.radians(a)),
+            # trunks leave from points spread over the lobulated hilum, not one point
+            stack.append((rng.uniform(0.0, 0.018), rng.uniform(-0.03, 0.03) + 0.025 * math.sin(math.radians(a)),
                           a, length, w0, 0))
         while stack:
             x0, y0, a, length, w, depth = stack.pop()
@@ -373,8 +375,12 @@ class _Geometry:
         t = (Y - self.heart_top) / (self.heart_bottom - self.heart_top)
         taper = np.sqrt(np.clip(1.0 - ((t - 0.8) / 0.22) ** 2, 0.0, 1.0))
         taper = np.where(t < 0.8, 1.0, taper)
-        r = self.heart_r * np.sqrt(np.clip(1.0 - ((t - 0.56) / 0.58) ** 2, 0.0, 1.0)) * taper
-        lft = self.heart_l * np.sqrt(np.clip(1.0 - ((t - 0.6) / 0.66) ** 2, 0.0, 1.0)) * taper
+        r = self.heart_r * np.sqrt(np.clip(1.0 - ((t - 0.58) / 0.6) ** 2, 0.0, 1.0)) * taper
+        lft = self.heart_l * np.sqrt(np.clip(1.0 - ((t - 0.68) / 0.74) ** 2, 0.0, 1.0)) * taper
+        # the silhouette continues the mediastinum above (no upper cardiac edge)
+        med = self.med * (1.0 - _smoothstep((t - 0.75) / 0.25))
+        r = np.maximum(r, med - self.shift)
+        lft = np.maximum(lft, med + self.shift)
         inside = (t >= 0.0) & (t <= 1.0)
         return np.where(inside, r, 0.0), np.where(inside, lft, 0.0), t
 
@@ -419,6 +425,7 @@ class _Canvas:
         self.vessel_mult = np.ones((size, size), np.float32)
         self.masks: dict[str, np.ndarray] = {}
         self.px = size / 256.0
+        self.air_scale = 1.0          # global lung air factor (Emphysema > 1)
 
     def window(self, x0, x1, y0, y1):
         s = self.size
@@ -426,6 +433,15 @@ class _Canvas:
         r0, r1 = max(0, int(y0 * s)), min(s, int(math.ceil(y1 * s)) + 1)
         if c1 <= c0 or r1 <= r0:
             raise ValueError("lesion window outside the image")
+        return (slice(r0, r1), slice(c0, c1)), self.X[:, c0:c1], self.Y[r0:r1, :]
+
+    def win(self, x0, x1, y0, y1):
+        """Like ``window`` but returns None when the window misses the image."""
+        s = self.size
+        c0, c1 = max(0, int(x0 * s)), min(s, int(math.ceil(x1 * s)) + 1)
+        r0, r1 = max(0, int(y0 * s)), min(s, int(math.ceil(y1 * s)) + 1)
+        if c1 <= c0 or r1 <= r0:
+            return None
         return (slice(r0, r1), slice(c0, c1)), self.X[:, c0:c1], self.Y[r0:r1, :]
 
     def set_mask(self, finding, sl, local_mask):
@@ -733,6 +749,191 @@ def _devices(c: _Canvas, rng, ap: bool):
     return add
 
 
+def _draw_anatomy(c: _Canvas, bubble: float, ap: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Density map of the normal anatomy (patient frame), with the findings'
+    air/vessel multipliers applied.  Returns (D, heart mask), float32 (size, size)."""
+    g, a, size, px = c.g, c.a, c.size, c.px
+    X, Y = c.X, c.Y
+    x1d, y1d = X[0], Y[:, 0]
+    ax = np.abs(X - 0.5)
+
+    # ---- soft tissue of the trunk, neck and shoulders ----
+    neck = 0.075 + 0.01 * a.habitus
+    axv = np.abs(x1d - 0.5)
+    top = np.where(axv < neck, -1.0,
+                   a.shoulder_y - 0.03 + 0.16 * np.clip((axv - neck) / 0.42, 0, 1) ** 2.2)[None, :]
+    bw = (a.body_hw - 0.03 * ((y1d - 0.62) / 0.4) ** 2 + 0.1 * _sig((0.26 - y1d) / 0.03))[:, None]
+    body = _sig((Y - top) / 0.01) * _sig((bw - ax) / 0.008)
+    prof = np.sqrt(np.clip(1.0 - (ax / (bw + 0.02)) ** 2, 0.0, 1.0))
+    D = (body * (0.45 + 0.6 * prof) * a.soft_tissue).astype(np.float32)
+    w = c.win(0.5 - neck - 0.03, 0.5 + neck + 0.03, 0.0, a.shoulder_y + 0.06)
+    if w:
+        sl, Xw, Yw = w
+        D[sl] *= 1.0 - 0.22 * _sig((a.shoulder_y - Yw) / 0.02) * _sig((neck + 0.01 - np.abs(Xw - 0.5)) / 0.01)
+
+    # ---- lung air (thicker lung -> darker: central and basal) ----
+    depth = _blur(c.lung_hard, 0.03 * size)
+    vert = (0.82 + 0.3 * np.clip((y1d - g.apex) / (g.dome_top[-1] - g.apex), 0, 1))[:, None]
+    air = c.lung_soft * (0.35 + 0.8 * depth) * vert * (a.lung_density * c.air_scale)
+
+    # ---- heart: convex borders, merges with the mediastinum above ----
+    heart = np.zeros((size, size), np.float32)
+    w = c.win(g.cx - g.heart_r - 0.02, g.cx + g.heart_l + 0.02, g.heart_top, g.heart_bottom)
+    if w:
+        sl, Xw, Yw = w
+        r_b, l_b, t = g.heart_borders(Yw)
+        e = 0.004
+        hmask = _sig((Xw - (g.cx - r_b)) / e) * _sig(((g.cx + l_b) - Xw) / e) * (r_b + l_b > 0)
+        hw = np.maximum((r_b + l_b) / 2, 1e-3)
+        hm = g.cx + (l_b - r_b) / 2
+        hthick = np.sqrt(np.clip(1.0 - ((Xw - hm) / hw) ** 2, 0.0, 1.0)) * hmask
+        heart[sl] = hmask
+        air[sl] *= 1.0 - 0.8 * hmask
+        D[sl] += 0.15 * hthick + 0.04 * hmask
+    air *= c.air_mult
+    D -= _AIR_K * air
+
+    # ---- mediastinum, aortic knob, trachea, main bronchi ----
+    w = c.win(g.cx - g.med - 0.01, g.cx + g.med + 0.01, 0.0, g.heart_top)
+    if w:
+        sl, Xw, Yw = w
+        mprof = np.sqrt(np.clip(1 - ((Xw - g.cx) / g.med) ** 2, 0, 1))
+        e = 0.004
+        mmask = _sig((g.med - np.abs(Xw - g.cx)) / e)
+        D[sl] += (0.15 * mprof + 0.04 * mmask) * _sig((Yw - a.shoulder_y) / 0.03)
+    kx, ky, kr = g.cx + g.med + 0.2 * a.aortic_knob, g.heart_top - 0.1, a.aortic_knob
+    w = c.win(kx - kr, kx + kr, ky - kr, ky + kr)
+    if w:
+        sl, Xw, Yw = w
+        D[sl] += 0.15 * np.sqrt(np.clip(1 - ((Xw - kx) ** 2 + (Yw - ky) ** 2) / kr ** 2, 0, 1))
+    hy = g.hila[-1][1]
+    carina = hy - 0.05
+    w = c.win(0.46, 0.54, 0.0, carina + 0.02)
+    if w:
+        sl, Xw, Yw = w
+        D[sl] -= 0.14 * np.exp(-((Xw - 0.5 + 0.004) / 0.012) ** 2) * _sig((carina - Yw) / 0.01)
+    bron = [[(0.5, carina), (g.hila[-1][0] + 0.02, hy - 0.01)], [(0.5, carina), (g.hila[1][0] - 0.02, hy)]]
+    D -= 0.08 * _draw_lines(size, bron, 0.016 * size, 1.0, 0.0)
+
+    # ---- spine: vertebral bodies, disc spaces, pedicles ----
+    w = c.win(0.5 - a.spine_hw, 0.5 + a.spine_hw, 0.0, 1.0)
+    if w:
+        sl, Xw, Yw = w
+        sp = np.sqrt(np.clip(1 - ((Xw - 0.5) / a.spine_hw) ** 2, 0, 1))
+        ph = np.mod((Yw - a.rib_first_y) / (a.rib_spacing * 0.95), 1.0)
+        seg = 0.75 + 0.25 * _smoothstep(np.minimum(ph, 1 - ph) / 0.12)
+        ped = np.exp(-(((np.abs(Xw - 0.5) - 0.7 * a.spine_hw) / (0.2 * a.spine_hw)) ** 2
+                       + ((ph - 0.45) / 0.18) ** 2))
+        D[sl] += a.bone_density * (0.08 * sp * seg + 0.05 * ped)
+
+    # ---- ribs: posterior and anterior arcs, one phase field per family ----
+    cage_x = g.cage_hw + 0.012
+    w = c.win(0.5 - cage_x - 0.02, 0.5 + cage_x + 0.02, a.rib_first_y - 0.05, g.cp(1) + 0.16)
+    bones = np.zeros((size, size), np.float32)
+    if w:
+        sl, Xw, Yw = w
+        axw = np.abs(Xw - 0.5)
+        U = (axw - 0.9 * a.spine_hw) / (cage_x - 0.9 * a.spine_hw)
+        Up = np.clip(U, 0.0, 1.2)
+        inside = _sig((1.0 - U) / 0.02) * _smoothstep(U / 0.08)
+        below = _sig((g.cp(-1) + 0.04 - Yw) / 0.03)
+        # posterior: from the spine slightly up, then down laterally; wider spacing below
+        yp = Yw - a.rib_first_y - (-0.035 * Up + 0.15 * a.rib_curve * Up * Up)
+        kk = 0.9
+        ypc = np.clip(yp, 0.0, None)
+        phi = np.log1p(kk * ypc / 0.5) * (0.5 / (kk * a.rib_spacing))
+        frac = phi - np.floor(phi)
+        wphi = (a.rib_width / a.rib_spacing) / (1 + kk * ypc / 0.5)
+        z = np.clip(frac / wphi, 0.0, 1.0) * 2 - 1
+        prof_r = 0.55 * np.sqrt(np.clip(1 - z * z, 0, 1)) + 0.45 * np.exp(-((np.abs(z) - 0.82) / 0.14) ** 2)
+        valid = (phi < 10) & (yp > 0) & (frac < wphi)
+        rib = 0.24 * prof_r * valid * inside * (0.15 + 0.85 * below)
+        # anterior: from the lateral wall down and medially, fading over the costal cartilage
+        ya = Yw - (a.rib_first_y + 0.085) - (0.13 * (1.0 - Up))
+        phi2 = ya / (a.rib_spacing * 1.25)
+        frac2 = phi2 - np.floor(phi2)
+        w2 = 1.15 * a.rib_width / (a.rib_spacing * 1.25)
+        z2 = np.clip(frac2 / w2, 0, 1) * 2 - 1
+        valid2 = (phi2 >= 0) & (phi2 < 6) & (frac2 < w2)
+        rib += 0.08 * np.sqrt(np.clip(1 - z2 * z2, 0, 1)) * valid2 * inside * _smoothstep((U - 0.3) / 0.25) * below
+        bones[sl] = rib
+    # clavicles (higher and more horizontal on AP films)
+    cl_y = a.clavicle_y - (0.045 if ap else 0.0)
+    tilt = a.clavicle_tilt * (0.35 if ap else 1.0)
+    w = c.win(0.5 - 0.34, 0.5 + 0.34, cl_y - tilt - 0.04, cl_y + 0.04)
+    if w:
+        sl, Xw, Yw = w
+        uc = (np.abs(Xw - 0.5) - 0.02) / 0.30
+        yc = cl_y - tilt * uc + 0.012 * np.sin(2 * np.pi * uc)
+        bones[sl] += 0.26 * np.sqrt(np.clip(1 - ((Yw - yc) / 0.014) ** 2, 0, 1)) \
+            * _sig(uc / 0.03) * _sig((1.0 - uc) / 0.03)
+    # scapulae (rotated off the lungs on PA, over them on AP) and humeral heads
+    off = 0.0 if ap else 0.06
+    scaps = []
+    for s in (-1, 1):
+        mx = 0.5 + s * (g.cage_hw - 0.07 + off)
+        scaps.append([(mx, 0.16), (0.5 + s * (g.cage_hw + 0.12 + off), 0.15),
+                      (0.5 + s * (g.cage_hw + 0.1 + off), 0.30), (mx + s * 0.03, 0.47)])
+    bones += 0.08 * _poly_mask(scaps, size)
+    for s in (-1, 1):
+        hxh, hyh = 0.5 + s * (g.cage_hw + 0.15), a.shoulder_y + 0.07
+        w = c.win(hxh - 0.066, hxh + 0.066, hyh - 0.066, hyh + 0.066)
+        if w:
+            sl, Xw, Yw = w
+            rr2 = ((Xw - hxh) ** 2 + (Yw - hyh) ** 2) / 0.065 ** 2
+            bones[sl] += 0.32 * np.sqrt(np.clip(1 - rr2, 0, 1))
+    D += bones * a.bone_density
+
+    # ---- the patient's vessel tree and parenchymal texture ----
+    ves_img = Image.new("F", (size, size), 0.0)
+    dr = ImageDraw.Draw(ves_img)
+    for s, tree in zip((-1, 1), _vessel_tree(a.texture_seed)):
+        hx, hy = g.hila[s]
+        sx = (g.cage_hw - a.hilum_dx) / 0.26
+        sy_up, sy_dn = (hy - g.apex) / 0.28, (g.dome_top[s] - hy) / 0.22
+        x0 = ((hx + s * tree[:, 0] * sx) * size).tolist()
+        x1 = ((hx + s * tree[:, 2] * sx) * size).tolist()
+        y0 = ((hy + tree[:, 1] * np.where(tree[:, 1] < 0, sy_up, sy_dn)) * size).tolist()
+        y1 = ((hy + tree[:, 3] * np.where(tree[:, 3] < 0, sy_up, sy_dn)) * size).tolist()
+        wpx = (tree[:, 4] * size).tolist()
+        for i in range(len(wpx)):
+            wi = wpx[i]
+            dr.line([(x0[i], y0[i]), (x1[i], y1[i])], fill=min(1.0, 0.35 + 0.25 * wi),
+                    width=max(1, int(0.8 * wi + 0.5)))
+    ves = _blur(np.asarray(ves_img, dtype=np.float32), 0.8 * px)
+    lungv = c.lung_soft * c.vessel_mult * (1.0 - 0.85 * heart)
+    D += (0.13 * ves + 0.025 * _texture(a.texture_seed, size)) * lungv
+    for s in (-1, 1):
+        hx, hy = g.hila[s]
+        w = c.win(hx - 0.09, hx + 0.09, hy - 0.14, hy + 0.14)
+        if w:
+            sl, Xw, Yw = w
+            D[sl] += 0.10 * np.exp(-(((Xw - hx - s * 0.01) / 0.028) ** 2 + ((Yw - hy) / 0.05) ** 2))
+
+    # ---- breast shadows (sharp inferior margin, fading upwards) ----
+    if a.breast_size > 0:
+        R = a.breast_size
+        for s in (-1, 1):
+            bx = 0.5 + s * (g.cage_hw * 0.62)
+            by = g.dome_top[s] + a.breast_y - 0.66 - 0.7 * R
+            w = c.win(bx - 1.25 * R, bx + 1.25 * R, by - R, by + R)
+            if w:
+                sl, Xw, Yw = w
+                q = ((Xw - bx) / (1.25 * R)) ** 2 + ((Yw - by) / R) ** 2
+                w_up = np.clip((Yw - (by - 0.6 * R)) / (1.2 * R), 0, 1)
+                D[sl] += 0.22 * np.sqrt(np.clip(1 - q, 0, 1)) * w_up
+    # ---- gastric bubble under the left hemidiaphragm ----
+    gbx = g.cx + 0.17 + 0.02 * bubble
+    gby = float(g.dome(gbx - 0.5, 1)) + 0.04
+    rb = 0.05 * bubble
+    w = c.win(gbx - rb, gbx + rb, gby - 0.6 * rb - 0.01, gby + 0.01)
+    if w:
+        sl, Xw, Yw = w
+        gb = np.clip(1 - ((Xw - gbx) / rb) ** 2 - ((Yw - gby + 0.01) / (0.6 * rb)) ** 2, 0, 1) * (Yw < gby + 0.005)
+        D[sl] -= 0.25 * np.sqrt(gb)
+    return D, heart
+
+
 def render_image(anatomy: Anatomy, view: str, findings: Mapping[str, Lesion],
                  rng: np.random.Generator, size: int = 256,
                  return_masks: bool = False) -> RenderResult:
@@ -820,144 +1021,9 @@ def render_image(anatomy: Anatomy, view: str, findings: Mapping[str, Lesion],
         else:  # pragma: no cover - FINDINGS is closed
             raise ValueError(f"no renderer for {f!r}")
 
-    # ---- soft tissue of the trunk, neck and shoulders ----
-    neck = 0.075 + 0.01 * a.habitus
-    top = np.where(ax < neck, -1.0, a.shoulder_y - 0.03 + 0.16 * np.clip((ax - neck) / 0.42, 0, 1) ** 2.2)
-    bw = a.body_hw - 0.025 * ((Y - 0.6) / 0.4) ** 2 + 0.1 * _sig((0.26 - Y) / 0.03)
-    body = _sig((Y - top) / 0.01) * _sig((bw - ax) / 0.008)
-    prof = np.sqrt(np.clip(1.0 - (ax / (bw + 0.02)) ** 2, 0.0, 1.0))
-    D = (body * (0.45 + 0.6 * prof) * a.soft_tissue).astype(np.float32)
-    D -= 0.25 * (Y < top) * 0  # air above the shoulders stays 0
-    # neck is thinner than the trunk
-    D *= 1.0 - 0.25 * _sig((a.shoulder_y - Y) / 0.02) * (ax < neck + 0.02)
-
-    # ---- lung air ----
-    depth = _blur(lung_hard, 0.03 * size)
-    vert = 0.82 + 0.3 * np.clip((Y - g.apex) / (g.dome_top[-1] - g.apex), 0, 1)
-    air = c.lung_soft * (0.35 + 0.8 * depth) * vert * a.lung_density
-    # ---- heart ----
-    r_b, l_b, t = g.heart_borders(Y)
-    e = 0.004
-    heart = _sig((X - (g.cx - r_b)) / e) * _sig(((g.cx + l_b) - X) / e) * (r_b + l_b > 0)
-    hw = np.maximum((r_b + l_b) / 2, 1e-3)
-    hm = g.cx + (l_b - r_b) / 2
-    hthick = np.sqrt(np.clip(1.0 - ((X - hm) / hw) ** 2, 0.0, 1.0)) * heart
-    air = air * (1.0 - 0.8 * heart) * c.air_mult
-    D -= _AIR_K * air
-    D += 0.16 * hthick + 0.06 * heart
+    D, heart = _draw_anatomy(c, bubble, ap)
     if "Cardiomegaly" in sev:
         c.masks["Cardiomegaly"] = heart > 0.5
-
-    # ---- mediastinum, aortic knob, trachea ----
-    med_y = _sig((g.heart_top + 0.05 - Y) / 0.01)
-    mprof = np.sqrt(np.clip(1 - ((X - g.cx) / (g.med + 0.01)) ** 2, 0, 1))
-    D += 0.16 * mprof * med_y
-    kx, ky = g.cx + g.med + 0.2 * a.aortic_knob, g.heart_top - 0.1
-    knob = np.sqrt(np.clip(1 - ((X - kx) ** 2 + (Y - ky) ** 2) / a.aortic_knob ** 2, 0, 1))
-    D += 0.16 * knob
-    hx_r, hy = g.hila[-1]
-    carina = hy - 0.05
-    trach = np.exp(-((X - 0.5 + 0.004) / 0.012) ** 2) * _sig((carina - Y) / 0.01)
-    D -= 0.16 * trach
-    bron = [[(0.5, carina), (g.hila[-1][0] + 0.02, hy - 0.01)], [(0.5, carina), (g.hila[1][0] - 0.02, hy)]]
-    D -= 0.10 * _draw_lines(size, bron, 0.018 * size, 1.0, 1.0 * px)
-
-    # ---- spine ----
-    sp = np.sqrt(np.clip(1 - ((X - 0.5) / a.spine_hw) ** 2, 0, 1))
-    vh = a.rib_spacing * 0.95
-    ph = np.mod((Y - a.rib_first_y) / vh, 1.0)
-    seg = 0.75 + 0.25 * _smoothstep(np.minimum(ph, 1 - ph) / 0.12)
-    ped = np.exp(-(((np.abs(X - 0.5) - 0.7 * a.spine_hw) / (0.2 * a.spine_hw)) ** 2
-                   + ((ph - 0.45) / 0.18) ** 2))
-    D += a.bone_density * (0.13 * sp * seg + 0.06 * ped)
-
-    # ---- ribs (posterior and anterior arcs, one phase field per family) ----
-    cage_x = g.cage_hw + 0.012
-    U = (ax - 0.9 * a.spine_hw) / (cage_x - 0.9 * a.spine_hw)
-    Up = np.clip(U, 0.0, 1.2)
-    inside = _sig((1.0 - U) / 0.02) * _smoothstep(U / 0.08)
-    bones = np.zeros((size, size), np.float32)
-    # posterior: from the spine slightly up, then down laterally
-    yp = Y - a.rib_first_y - (-0.035 * Up + 0.15 * a.rib_curve * Up ** 2.0)
-    kk = 0.9
-    phi = np.log1p(kk * np.clip(yp, -0.05, None) / 0.5 + 1e-6) * 0.5 / (kk * a.rib_spacing)
-    idx = np.floor(phi)
-    frac = phi - idx
-    wphi = a.rib_width / a.rib_spacing / (1 + kk * np.clip(yp, 0, None) / 0.5)
-    z = np.clip(frac / wphi, 0.0, 1.0) * 2 - 1
-    band = (frac < wphi)
-    prof_r = 0.55 * np.sqrt(np.clip(1 - z * z, 0, 1)) + 0.45 * np.exp(-((np.abs(z) - 0.82) / 0.14) ** 2)
-    valid = (idx >= 0) & (idx < 10) & (yp > 0)
-    below = _sig((g.cp(-1) + 0.04 - Y) / 0.03)
-    bones += 0.26 * prof_r * band * valid * inside * (0.15 + 0.85 * below)
-    # anterior: from the lateral wall down and medially, fading over the cartilage
-    ya = Y - (a.rib_first_y + 0.085) - (0.13 * (1.0 - Up))
-    phi2 = ya / (a.rib_spacing * 1.25)
-    idx2 = np.floor(phi2)
-    frac2 = phi2 - idx2
-    w2 = 1.15 * a.rib_width / (a.rib_spacing * 1.25)
-    z2 = np.clip(frac2 / w2, 0, 1) * 2 - 1
-    prof_a = np.sqrt(np.clip(1 - z2 * z2, 0, 1)) * (frac2 < w2)
-    valid2 = (idx2 >= 0) & (idx2 < 6) & (ya > 0)
-    bones += 0.10 * prof_a * valid2 * inside * _smoothstep((U - 0.3) / 0.25) * below
-    # clavicles
-    cl_y = a.clavicle_y - (0.045 if ap else 0.0)
-    tilt = a.clavicle_tilt * (0.35 if ap else 1.0)
-    uc = (ax - 0.02) / 0.30
-    yc = cl_y - tilt * uc + 0.012 * np.sin(2 * np.pi * uc)
-    clav = np.sqrt(np.clip(1 - ((Y - yc) / 0.014) ** 2, 0, 1)) * _sig(uc / 0.03) * _sig((1.0 - uc) / 0.03)
-    bones += 0.26 * clav
-    # scapulae (over the lungs on AP films) and humeral heads
-    for s in (-1, 1):
-        off = 0.0 if ap else 0.06
-        mx = 0.5 + s * (g.cage_hw - 0.07 + off)
-        scap = [(mx, 0.16), (0.5 + s * (g.cage_hw + 0.12 + off), 0.15),
-                (0.5 + s * (g.cage_hw + 0.1 + off), 0.30), (mx + s * 0.03, 0.47)]
-        bones += 0.08 * _poly_mask([scap], size, 1.0 * px)
-        hxh, hyh = 0.5 + s * (g.cage_hw + 0.15), a.shoulder_y + 0.07
-        rr = np.hypot(X - hxh, Y - hyh) / 0.065
-        bones += 0.32 * np.sqrt(np.clip(1 - rr * rr, 0, 1))
-    D += bones * a.bone_density
-
-    # ---- vessels (patient's tree) and parenchymal texture ----
-    ves_img = Image.new("F", (size, size), 0.0)
-    dr = ImageDraw.Draw(ves_img)
-    for s, tree in zip((-1, 1), _vessel_tree(a.texture_seed)):
-        hx, hy = g.hila[s]
-        sx = (g.cage_hw - a.hilum_dx) / 0.26
-        sy_up = (hy - g.apex) / 0.28
-        sy_dn = (g.dome_top[s] - hy) / 0.22
-        x0 = (hx + s * tree[:, 0] * sx) * size
-        x1 = (hx + s * tree[:, 2] * sx) * size
-        y0 = (hy + tree[:, 1] * np.where(tree[:, 1] < 0, sy_up, sy_dn)) * size
-        y1 = (hy + tree[:, 3] * np.where(tree[:, 3] < 0, sy_up, sy_dn)) * size
-        wpx = tree[:, 4] * size
-        for i in range(tree.shape[0]):
-            w = float(wpx[i])
-            dr.line([(float(x0[i]), float(y0[i])), (float(x1[i]), float(y1[i]))],
-                    fill=min(1.0, 0.35 + 0.25 * w), width=max(1, int(round(0.8 * w))))
-    ves = _blur(np.asarray(ves_img, dtype=np.float32), 0.8 * px)
-    hil = np.zeros((size, size), np.float32)
-    for s in (-1, 1):
-        hx, hy = g.hila[s]
-        hil += np.exp(-(((X - hx - s * 0.01) / 0.028) ** 2 + ((Y - hy) / 0.05) ** 2))
-    lungv = c.lung_soft * c.vessel_mult * (1.0 - 0.85 * heart)
-    D += (0.11 * ves + 0.025 * _texture(a.texture_seed, size)) * lungv + 0.10 * hil
-
-    # ---- breasts, gastric bubble ----
-    if a.breast_size > 0:
-        for s in (-1, 1):
-            bx = 0.5 + s * (g.cage_hw * 0.62)
-            R = a.breast_size
-            by = g.dome_top[s] + a.breast_y - 0.66 - 0.7 * R
-            q = ((X - bx) / (1.25 * R)) ** 2 + ((Y - by) / R) ** 2
-            w_up = np.clip((Y - (by - 0.6 * R)) / (1.2 * R), 0, 1)
-            D += 0.22 * np.sqrt(np.clip(1 - q, 0, 1)) * w_up
-    gbx = g.cx + 0.17 + 0.02 * bubble
-    gby = float(g.dome(gbx - 0.5, 1)) + 0.04
-    rb = 0.05 * bubble
-    gb = np.clip(1 - ((X - gbx) / rb) ** 2 - ((Y - gby + 0.01) / (0.6 * rb)) ** 2, 0, 1) * (Y < gby + 0.005)
-    D -= 0.25 * np.sqrt(gb)
 
     D += c.add
     D += _devices(c, rng, ap)
