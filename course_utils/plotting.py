@@ -111,6 +111,7 @@ def plot_contributions(pos_contrib, neg_contrib, labels: Sequence[str],
     ax.set_xlabel("Finding")
     ax.set_ylabel("Contribution (frequency x weight)")
     ax.tick_params(axis="x", labelrotation=90)
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), title="Class")
     fig.tight_layout()
     return fig
 
