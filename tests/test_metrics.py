@@ -1,7 +1,6 @@
 """Tests of course_utils.metrics: AUROC per finding, bootstrap intervals,
 bilinear heatmap resize and the pointing game."""
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
