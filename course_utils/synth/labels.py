@@ -38,6 +38,7 @@ patient never depends on how many other patients were drawn.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -58,6 +59,8 @@ COURSE_SPLITS: dict[str, int] = {"train-small": 1000, "valid-small": 200, "test"
 MIN_POSITIVES = 5
 #: An enrichment patient (added to reach MIN_POSITIVES) has at most this many images.
 ENRICH_MAX_IMAGES = 3
+#: Candidates with the lacking finding compared when choosing an enrichment patient.
+ENRICH_CANDIDATES = 8
 
 #: First PatientId of each set (ranges are disjoint; names have 8 digits).
 COURSE_FIRST_ID = 1
@@ -117,6 +120,10 @@ class Patient:
     age: int
     anatomy_seed: int
     images: tuple[ImageRecord, ...]
+    #: (stream, index) the patient was drawn from (redraw with ``draw_patient``)
+    origin: tuple[int, int] = field(default=(0, 0), compare=False)
+    #: the finding this patient was added for in a course split (None: natural)
+    enriched_for: str | None = field(default=None, compare=False)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -131,8 +138,12 @@ class Patient:
         return dataclasses.replace(self, images=self.images[:n_images])
 
     def positives(self) -> np.ndarray:
-        """(14,) positive image counts in CSV_LABELS order."""
-        return np.array([im.labels for im in self.images], dtype=np.int64).sum(axis=0)
+        """(14,) positive image counts in CSV_LABELS order (a fresh copy)."""
+        return self._positives.copy()
+
+    @functools.cached_property
+    def _positives(self) -> np.ndarray:
+        return np.array([im.labels for im in self.images], dtype=np.int64).reshape(-1, _N).sum(axis=0)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -237,10 +248,21 @@ def draw_patient(seed: int, stream: int, index: int, patient_id: int, max_images
                     current = render.Lesion(severity=float(render.sample_severity(finding, rng)),
                                             geometry_seed=geometry_seed)
                 lesions[t][finding] = current
-    images = tuple(ImageRecord(patient_id=patient_id, follow_up=t, view=VIEWS[views[t]],
-                               labels=tuple(int(x) for x in labels[t]), lesions=lesions[t])
+    rows, view_idx = labels.tolist(), views.tolist()
+    images = tuple(ImageRecord(patient_id=patient_id, follow_up=t, view=VIEWS[view_idx[t]],
+                               labels=tuple(rows[t]), lesions=lesions[t])
                    for t in range(n))
-    return Patient(patient_id=patient_id, sex=sex, age=age, anatomy_seed=anatomy_seed, images=images)
+    return Patient(patient_id=patient_id, sex=sex, age=age, anatomy_seed=anatomy_seed, images=images,
+                   origin=(stream, index))
+
+
+def _with_lesions(p: Patient, seed: int, max_images: int) -> Patient:
+    """The same patient (labels are drawn before lesions) with its lesions."""
+    stream, index = p.origin
+    full = draw_patient(seed, stream, index, p.patient_id, max_images, with_lesions=True)
+    if full.images[:len(p)] and [im.labels for im in full.images[:len(p)]] != [im.labels for im in p.images]:
+        raise RuntimeError("internal error: redrawing a patient with lesions changed its labels")
+    return dataclasses.replace(full.truncated(len(p)), enriched_for=p.enriched_for)
 
 
 def _stream(seed: int, stream: int, max_images: int, with_lesions: bool = True,
@@ -291,60 +313,75 @@ def make_course_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, int] | None
     images of every finding (an int, or a mapping finding -> count; findings
     left out need 0).
 
-    Each split starts as a natural NIH-like sample.  While a finding has too
-    few positives (rarest finding first), one *enrichment* patient is added: the
-    next patient of a separate candidate stream who has that finding and at
-    most ENRICH_MAX_IMAGES images; the natural part shrinks by as many images
-    (its last patients drop out), so sizes stay exact.  Enrichment is thus the
-    minimum number of small patients needed; every other finding keeps its
-    natural prevalence apart from what the added patients carry.  The patients
-    of a split are shuffled and numbered consecutively (train, valid, test).
+    Each split starts as a natural NIH-like sample (a prefix of its own
+    patient stream, the last patient truncated to the exact size).  While a
+    finding has too few positives (rarest finding first), one *enrichment*
+    patient is swapped in: among the first ENRICH_CANDIDATES patients of a
+    separate candidate stream who have that finding and at most
+    ENRICH_MAX_IMAGES images, the one that fills most of the missing positives
+    per image (ties: stream order).  To keep the size exact, as many
+    single-image natural patients leave the split, the last ones first,
+    skipping any whose departure would push a finding below its minimum.
+    Every other finding thus keeps its natural prevalence apart from what the
+    added patients carry (``Patient.enriched_for`` names the reason; the
+    figures are in tests/test_synth_labels.py).  The patients of a split are
+    shuffled and numbered consecutively (train, valid, test).
     """
     seed = _check_seed(seed)
     sizes = dict(COURSE_SPLITS if sizes is None else sizes)
     for name, n in sizes.items():
         _check_count(n, f"size of split {name!r}")
     if isinstance(min_positives, Mapping):
-        need = dict.fromkeys(CSV_LABELS, 0)
+        need_map = dict.fromkeys(CSV_LABELS, 0)
         for f in check_findings(min_positives):
-            need[f] = _check_count(min_positives[f], f"min_positives[{f!r}]", minimum=0)
+            need_map[f] = _check_count(min_positives[f], f"min_positives[{f!r}]", minimum=0)
     else:
-        need = dict.fromkeys(CSV_LABELS, _check_count(min_positives, "min_positives", minimum=0))
-    need_vec = np.array([need[f] for f in CSV_LABELS])
+        need_map = dict.fromkeys(CSV_LABELS, _check_count(min_positives, "min_positives", minimum=0))
+    need = np.array([need_map[f] for f in CSV_LABELS])
     by_rarity = sorted(range(_N), key=lambda k: NIH_PREVALENCE[CSV_LABELS[k]])
 
-    enrich_stream = _stream(seed, _STREAM_ENRICH, max_images=ENRICH_MAX_IMAGES)
-    enrich_pool: list[Patient] = []          # drawn candidates not used yet
+    enrich_stream = _stream(seed, _STREAM_ENRICH, max_images=ENRICH_MAX_IMAGES, with_lesions=False)
+    candidates: list[Patient] = []          # drawn, not used yet (shared by the splits)
     splits: dict[str, list[Patient]] = {}
     next_id = first_id
     for s, (name, size) in enumerate(sizes.items()):
         cap = default_max_images(size)
-        natural_all: list[Patient] = []
-        natural_iter = _stream(seed, _STREAM_COURSE + s, cap)
+        natural = _take_images(_stream(seed, _STREAM_COURSE + s, cap, with_lesions=False), size)
         enrich: list[Patient] = []
         while True:
-            room = size - sum(len(p) for p in enrich)
-            while sum(len(p) for p in natural_all) < room:
-                natural_all.append(next(natural_iter))
-            natural = _take_images(iter(natural_all), room) if room > 0 else []
             counts = sum((p.positives() for p in natural + enrich), np.zeros(_N, dtype=np.int64))
-            lacking = [k for k in by_rarity if counts[k] < need_vec[k]]
+            lacking = [k for k in by_rarity if counts[k] < need[k]]
             if not lacking:
                 break
-            if room <= size // 2:
-                raise ValueError(
-                    f"split {name!r} of {size} images cannot hold {need_vec.max()} positives of every "
-                    f"finding without enriching more than half of it (still lacking "
-                    f"{[CSV_LABELS[k] for k in lacking]}): use a larger split or fewer positives.")
             k = lacking[0]
-            pick = next((i for i, p in enumerate(enrich_pool) if p.positives()[k] > 0), None)
-            while pick is None:
+            with_k = [p for p in candidates if p.positives()[k] > 0]
+            while len(with_k) < ENRICH_CANDIDATES:
                 p = next(enrich_stream)
-                enrich_pool.append(p)
+                candidates.append(p)
                 if p.positives()[k] > 0:
-                    pick = len(enrich_pool) - 1
-            enrich.append(enrich_pool.pop(pick))
-        members = natural + enrich
+                    with_k.append(p)
+            deficit = np.maximum(need - counts, 0)
+            gain = [np.minimum(p.positives(), deficit).sum() / len(p) for p in with_k]
+            best = with_k[int(np.argmax(gain))]          # first maximum = stream order
+            after = counts + best.positives()
+            freed, keep = 0, []
+            for p in reversed(natural):                  # make room: drop single-image patients
+                pos = p.positives()
+                if freed < len(best) and len(p) == 1 and np.all((pos == 0) | (after - pos >= need)):
+                    freed += 1
+                    after = after - pos
+                else:
+                    keep.append(p)
+            if freed < len(best) or sum(len(p) for p in enrich) + len(best) > size // 2:
+                raise ValueError(
+                    f"split {name!r} of {size} images cannot hold {need.max()} positives of every "
+                    f"finding by enriching at most half of it (still lacking "
+                    f"{[CSV_LABELS[j] for j in lacking]}): use a larger split or fewer positives.")
+            natural = keep[::-1]
+            candidates.remove(best)
+            enrich.append(dataclasses.replace(best, enriched_for=CSV_LABELS[k]))
+        members = ([_with_lesions(p, seed, cap) for p in natural]
+                   + [_with_lesions(p, seed, ENRICH_MAX_IMAGES) for p in enrich])
         order = np.random.default_rng(np.random.SeedSequence([seed, _STREAM_SHUFFLE + s])).permutation(len(members))
         splits[name] = _renumber([members[i] for i in order], next_id)
         next_id += len(members)
