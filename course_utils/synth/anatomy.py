@@ -98,10 +98,10 @@ def sample_anatomy(rng: np.random.Generator, sex: str, age: int) -> Anatomy:
     old = float(np.clip((age - 40) / 40.0, -0.5, 1.0))
 
     habitus = float(np.clip(0.45 * n[0] - (0.15 if female else 0.0), -1.0, 1.0))
-    cage_hw = float(np.clip(0.365 + 0.012 * n[1] - (0.008 if female else 0.0), 0.33, 0.40))
+    cage_hw = float(np.clip(0.365 + 0.018 * n[1] - (0.008 if female else 0.0), 0.33, 0.40))
     body_hw = float(min(0.54, cage_hw + 0.075 + 0.04 * (habitus + 1.0)))
-    apex_y = 0.125 + 0.02 * u[0]
-    dome_y_right = float(np.clip(0.625 + 0.018 * n[2] + 0.008 * habitus, 0.58, 0.68))
+    apex_y = 0.115 + 0.035 * u[0]
+    dome_y_right = float(np.clip(0.625 + 0.025 * n[2] + 0.01 * habitus, 0.57, 0.69))
     heart_ctr = float(np.clip(0.435 + 0.018 * n[3] + 0.012 * old, 0.38, 0.48))
     return Anatomy(
         sex=sex,
@@ -131,10 +131,10 @@ def sample_anatomy(rng: np.random.Generator, sex: str, age: int) -> Anatomy:
         clavicle_y=float(0.175 + 0.025 * u[16]),
         clavicle_tilt=float(0.02 + 0.03 * u[17]),
         spine_hw=float(0.036 + 0.008 * u[18]),
-        soft_tissue=float(1.0 + 0.12 * habitus),
-        lung_density=float(np.clip(1.0 + 0.06 * n[5], 0.85, 1.15)),
+        soft_tissue=float(1.0 + 0.16 * habitus),
+        lung_density=float(np.clip(1.0 + 0.09 * n[5], 0.82, 1.18)),
         breast_size=float(0.15 + 0.07 * u[19] + 0.03 * max(habitus, 0.0)) if female else 0.0,
         breast_y=float(0.66 + 0.05 * u[20]),
-        shoulder_y=float(0.10 + 0.03 * u[21]),
+        shoulder_y=float(0.09 + 0.05 * u[21]),
         texture_seed=int(rng.integers(0, 2**31 - 1)),
     )

@@ -462,13 +462,14 @@ def _draw_lines(size, lines, width_px, value=1.0, blur=0.0):
 
 def _round_lesion(c: _Canvas, finding, sev, rng, diam_range, amp):
     g = c.g
-    right = rng.uniform() < (0.45 if finding == "Nodule" else 0.55)
+    right = rng.uniform() < (0.4 if finding == "Nodule" else 0.6)
     s = -1 if right else 1
     if finding == "Mass" and rng.uniform() < 0.3:          # perihilar mass
         u, v = rng.uniform(0.05, 0.35), rng.uniform(0.45, 0.7)
     else:
-        u, v = rng.uniform(0.25, 0.8), rng.uniform(0.22, 0.8)
-    diam = float(np.clip(rng.lognormal(math.log(np.mean(diam_range)), 0.2), *diam_range))
+        u, v = rng.uniform(0.25, 0.8), rng.uniform(0.3, 0.9)
+    median = {"Nodule": 0.062, "Mass": 0.12}[finding]
+    diam = float(np.clip(rng.lognormal(math.log(median), 0.2), *diam_range))
     lob = rng.normal(0, 0.07 if finding == "Mass" else 0.03, size=4)
     ph = rng.uniform(0, 2 * math.pi, size=4)
     r = diam / 2.0
@@ -487,10 +488,11 @@ def _patchy(c: _Canvas, finding, sev, rng):
     """Consolidation / Pneumonia / Infiltration: air-space or interstitial opacity."""
     g = c.g
     box = NIH_BOXES["Pneumonia" if finding != "Infiltration" else "Infiltration"]
-    s = -1 if rng.uniform() < 0.5 else 1
-    w = float(np.clip(rng.normal(box["w"], 0.035), 0.12, 0.28)) * (0.85 if finding == "Consolidation" else 1.0)
-    h = float(np.clip(rng.normal(box["h"], 0.04), 0.12, 0.32)) * (0.85 if finding == "Consolidation" else 1.0)
-    v = rng.uniform(0.45, 0.8) if finding != "Infiltration" else rng.uniform(0.3, 0.75)
+    s = -1 if rng.uniform() < {"Infiltration": 0.4, "Pneumonia": 0.45}.get(finding, 0.5) else 1
+    scale = 1.0 if finding == "Consolidation" else 1.15
+    w = float(np.clip(rng.normal(box["w"], 0.035), 0.12, 0.28)) * scale
+    h = float(np.clip(rng.normal(box["h"], 0.04), 0.12, 0.32)) * scale
+    v = rng.uniform(0.55, 0.92) if finding != "Infiltration" else rng.uniform(0.45, 0.9)
     u = rng.uniform(0.35, 0.65)
     x, y = g.lung_xy(s, u, v)
     sl, X, Y = c.window(x - 0.6 * w, x + 0.6 * w, y - 0.6 * h, y + 0.6 * h)
@@ -549,8 +551,8 @@ def _effusion(c: _Canvas, sev, rng):
     for i, s in enumerate(sides):
         ss = sev * (bil_small if (len(sides) == 2 and i == 1) else 1.0)
         span = g.cp(s) - g.apex
-        hf = 0.05 + 0.42 * ss ** 0.8
-        mh = (0.03 + 0.05 * ss) * (0.5 if ap else 1.0)
+        hf = 0.07 + 0.48 * ss ** 0.8
+        mh = (0.05 + 0.07 * ss) * (0.5 if ap else 1.0)
         m = g.med
         y_lat = g.cp(s) - hf * span
         sl, Xw, Yw = c.window(0.5 - 0.5 * (s < 0) - 0.01, 0.5 + 0.5 * (s > 0) + 0.01,
@@ -558,7 +560,7 @@ def _effusion(c: _Canvas, sev, rng):
         d = s * (Xw - 0.5)
         frac = np.clip((d - m) / (g.cage_hw - m), 0.0, 1.2)
         y_f = y_lat + mh - mh * frac ** 2.5
-        fluid = np.clip((Yw - y_f) / (0.035 + 0.02 * ss), 0.0, 1.0) * (d > m * 0.6)
+        fluid = np.clip((Yw - y_f) / (0.035 + 0.02 * ss), 0.0, 1.0) * _smoothstep((frac - 0.1) / 0.35)
         c.air_mult[sl] *= 1.0 - (0.45 + 0.5 * sev) * fluid
         c.vessel_mult[sl] *= 1.0 - fluid
         mask[sl] |= (fluid > 0.5) & (c.lung_hard[sl] > 0.5)
@@ -571,9 +573,9 @@ def _effusion(c: _Canvas, sev, rng):
 
 def _pneumothorax(c: _Canvas, sev, rng):
     g = c.g
-    s = -1 if rng.uniform() < 0.6 else 1
-    k = 0.05 + 0.28 * sev ** 0.8
-    v_end = 0.35 + 0.45 * sev + 0.1 * rng.uniform()
+    s = -1 if rng.uniform() < 0.7 else 1
+    k = 0.04 + 0.22 * sev ** 0.8
+    v_end = 0.25 + 0.35 * sev + 0.1 * rng.uniform()
     hx, hy = g.hila[s]
     hy_c = hy + 0.05
     poly = g.lung_polygon(s)
@@ -582,7 +584,7 @@ def _pneumothorax(c: _Canvas, sev, rng):
     full = _poly_mask([poly], c.size)
     inner = _poly_mask([coll], c.size)
     X, Y = c.X, c.Y
-    region = _sig((y_end - Y) / 0.02) * (s * (X - hx) > -0.02)
+    region = _sig((y_end - Y) / 0.02) * (s * (X - hx) > 0.04)
     rim = np.clip(full - inner, 0, 1) * region
     line = _draw_lines(c.size, [coll + [coll[0]]], 1.0 * c.px, 1.0, 0.5 * c.px) * region * full
     c.vessel_mult *= 1.0 - rim
@@ -681,11 +683,11 @@ def _pleural_thickening(c: _Canvas, sev, rng):
 def _atelectasis(c: _Canvas, sev, rng, s):
     g = c.g
     X, Y = c.X, c.Y
-    if rng.uniform() < 0.6:  # plate-like (discoid) atelectasis
-        x, y = g.lung_xy(s, rng.uniform(0.25, 0.7), rng.uniform(0.62, 0.88))
-        half = rng.uniform(0.05, 0.10)
-        th = rng.uniform(0.007, 0.016)
-        ang = math.radians(rng.uniform(-18, 18))
+    if rng.uniform() < 0.55:  # plate-like (discoid) atelectasis
+        x, y = g.lung_xy(s, rng.uniform(0.25, 0.7), rng.uniform(0.72, 0.95))
+        half = rng.uniform(0.06, 0.11)
+        th = rng.uniform(0.009, 0.02)
+        ang = math.radians(rng.uniform(-28, 28))
         sl, Xw, Yw = c.window(x - half - 0.02, x + half + 0.02, y - half - 0.02, y + half + 0.02)
         al = (Xw - x) * math.cos(ang) + (Yw - y) * math.sin(ang)
         ac = -(Xw - x) * math.sin(ang) + (Yw - y) * math.cos(ang)
@@ -719,7 +721,7 @@ def _hernia(c: _Canvas, sev, rng):
     gas = disk * _sig((level - Y) / (0.004))
     fluid = disk * _sig((Y - level) / (0.004))
     wall = np.exp(-((rr - 1.0) / 0.07) ** 2)
-    c.add[sl] += sev * (0.22 * fluid - 0.30 * gas + 0.08 * wall)
+    c.add[sl] += sev * (0.22 * fluid - 0.45 * gas + 0.10 * wall)
     c.set_mask("Hernia", sl, rr < 1.0)
 
 
@@ -971,11 +973,11 @@ def render_image(anatomy: Anatomy, view: str, findings: Mapping[str, Lesion],
     # ---- per-image draws (fixed count and order) ----
     pos = rng.standard_normal(8)
     inspiration = 0.008 * pos[0]
-    rot = math.radians(1.3 * pos[1] + (0.8 * pos[7] if ap else 0.0))
-    shift_x, shift_y = 0.012 * pos[2], 0.012 * pos[3] + (0.015 if ap else 0.0)
-    scale = 1.0 + 0.02 * pos[4] + (0.03 if ap else 0.0)
-    d0 = 0.68 + 0.035 * pos[5] + (0.03 if ap else 0.0)
-    slope = 0.29 * (1.0 + 0.07 * pos[6]) * (1.12 if ap else 1.0)
+    rot = math.radians(1.0 * pos[1] + (0.8 * pos[7] if ap else 0.0))
+    shift_x, shift_y = 0.008 * pos[2], 0.008 * pos[3] + (0.015 if ap else 0.0)
+    scale = 1.0 + 0.015 * pos[4] + (0.03 if ap else 0.0)
+    d0 = 0.68 + 0.025 * pos[5] + (0.03 if ap else 0.0)
+    slope = 0.29 * (1.0 + 0.05 * pos[6]) * (1.12 if ap else 1.0)
     noise_sd = rng.uniform(1.5, 3.5) * (1.6 if ap else 1.0) / 255.0
     bubble = rng.uniform(0.4, 1.1)
 
@@ -997,7 +999,7 @@ def render_image(anatomy: Anatomy, view: str, findings: Mapping[str, Lesion],
         if f == "Nodule":
             _round_lesion(c, f, s, r, (0.04, 0.08), 0.42)
         elif f == "Mass":
-            _round_lesion(c, f, s, r, (0.09, 0.18), 0.50)
+            _round_lesion(c, f, s, r, (0.085, 0.18), 0.50)
         elif f in ("Consolidation", "Pneumonia", "Infiltration"):
             _patchy(c, f, s, r)
         elif f == "Effusion":
