@@ -210,9 +210,16 @@ def _render_all(patients, seed, size, image_dir, workers, progress, desc):
 
 
 # ----------------------------------------------------------------------------- sets
-def _verify(folder: Path, params: dict) -> int | None:
-    """Number of files verified when the set in ``folder`` is complete and was made
-    with ``params``; None otherwise."""
+def _verify(folder: Path, params: dict, tables: Mapping[str, bytes], patients: list[L.Patient],
+            seed: int, size: int) -> int | None:
+    """Number of files verified when the set in ``folder`` is complete and is
+    what this code makes with ``params``; None otherwise.
+
+    Checks: ``generation.json`` equals ``params``; every file of the manifest
+    is present with its sha256; the label tables (``tables``: CSVs and
+    metadata, cheap to recompute) are byte-identical to the ones on disk; and
+    a few images re-rendered now (first, last and up to two with findings) are
+    byte-identical, so a changed renderer or label model is noticed."""
     manifest, generation = folder / MANIFEST, folder / GENERATION
     if not (manifest.is_file() and generation.is_file()):
         return None
@@ -222,10 +229,18 @@ def _verify(folder: Path, params: dict) -> int | None:
         hashes = read_manifest(manifest)
     except ValueError:
         return None
+    for rel, data in tables.items():
+        if hashes.get(rel) != sha256_bytes(data):
+            return None
     for name, digest in hashes.items():
         path = folder / name
         if not path.is_file() or sha256_file(path) != digest:
             return None
+    sample = [patients[0], patients[-1]] + [p for p in patients if p.positives().any()][:2]
+    for p in sample:
+        for name, data, _ in render_patient(p.truncated(1), seed, size):
+            if hashes.get(f"images/{name}") != sha256_bytes(data):
+                return None
     return len(hashes)
 
 
@@ -233,12 +248,16 @@ def write_set(folder: Path, name: str, sets: Mapping[str, list[L.Patient]], para
               seed: int, size: int, workers: int = DEFAULT_WORKERS, progress: bool = True) -> SetReport:
     """Render and write one set (``sets``: CSV stem -> patients) into ``folder``.
 
-    Does nothing (status 'up to date') when ``folder``'s manifest verifies and
-    its ``generation.json`` equals ``params``."""
+    Does nothing (status 'up to date') when ``_verify`` finds the set already
+    there."""
     t0 = time.perf_counter()
     folder = check_writable(folder)
-    n_images = sum(len(p) for ps in sets.values() for p in ps)
-    verified = _verify(folder, params)
+    patients = [p for ps in sets.values() for p in ps]
+    n_images = sum(len(p) for p in patients)
+    tables: dict[str, bytes] = {f"{stem}.csv": _csv_bytes(L.course_frame(ps)) for stem, ps in sets.items()}
+    tables["metadata.csv"] = _csv_bytes(L.metadata_frame(sets))
+    tables[GENERATION] = (json.dumps(params, indent=2, sort_keys=True) + "\n").encode()
+    verified = _verify(folder, params, tables, patients, seed, size)
     if verified is not None:
         return SetReport(name, folder, "up to date", n_images, verified, time.perf_counter() - t0)
     old = {}
@@ -250,16 +269,11 @@ def write_set(folder: Path, name: str, sets: Mapping[str, list[L.Patient]], para
     (folder / MANIFEST).unlink(missing_ok=True)          # an interrupted run leaves no valid manifest
     image_dir = folder / "images"
     image_dir.mkdir(exist_ok=True)
-    patients = [p for ps in sets.values() for p in ps]
     rendered = _render_all(patients, seed, size, image_dir, workers, progress, f"{name} images")
 
     hashes = {f"images/{img}": digest for img, digest, _ in rendered}
-    files: dict[str, bytes] = {}
-    for stem, ps in sets.items():
-        files[f"{stem}.csv"] = _csv_bytes(L.course_frame(ps))
-    files["metadata.csv"] = _csv_bytes(L.metadata_frame(sets))
+    files = dict(tables)
     files["BBox_List_2017.csv"] = _bbox_bytes([(img, *box) for img, _, boxes in rendered for box in boxes])
-    files[GENERATION] = (json.dumps(params, indent=2, sort_keys=True) + "\n").encode()
     for rel, data in files.items():
         (folder / rel).write_bytes(data)
         hashes[rel] = sha256_bytes(data)
