@@ -50,7 +50,7 @@ c.Execute.startup_timeout = 120
 c.Execute.interrupt_on_timeout = True
 
 # Where release_assignment/fetch_assignment/submit/collect exchange files.
-# nbgrader's default (/srv/nbgrader/exchange) suits a shared JupyterHub; set
+# nbgrader's default (/usr/local/share/nbgrader/exchange) suits a shared JupyterHub; set
 # COURSE_EXCHANGE to a writable folder to try the whole cycle on one machine.
 if os.environ.get("COURSE_EXCHANGE"):
     c.Exchange.root = os.environ["COURSE_EXCHANGE"]

@@ -1,0 +1,161 @@
+"""The environment files agree with each other and with the running .venv, and the
+documented entry points (README, Makefile, .ci/run) name commands that exist."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+from course_utils.paths import REPO_DIR
+
+#: Packages the issue requires environment.yml to list (its direct dependencies).
+DIRECT = ("tensorflow-cpu", "keras", "nbgrader", "jupyterlab", "numpy", "pandas", "seaborn",
+          "scikit-learn", "matplotlib", "pytest", "pytest-xdist", "nbformat", "nbclient",
+          "pillow", "tqdm")
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_pins() -> dict[str, str]:
+    """requirements.txt as {canonical name: exact version}; fails on a non-exact line."""
+    pins = {}
+    for line in (REPO_DIR / "requirements.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([^\s;]+)", line)
+        assert match, f"requirements.txt: {line!r} is not an exact pin (name==version)"
+        pins[canonical(match[1])] = match[2]
+    return pins
+
+
+def environment_yml() -> tuple[dict, str]:
+    text = (REPO_DIR / "environment.yml").read_text()
+    return yaml.safe_load(text), text
+
+
+def yml_pip_pins() -> dict[str, str]:
+    env, _ = environment_yml()
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    pins = {}
+    for item in pip_section:
+        if item.startswith("-"):          # -r requirements.txt, -e .
+            continue
+        name, _, ver = item.partition("==")
+        assert ver, f"environment.yml: {item!r} is not an exact pin"
+        pins[canonical(name)] = ver
+    return pins
+
+
+def test_requirements_are_exact_pins_of_the_running_venv():
+    """Is every pin of requirements.txt the version installed in the interpreter running the tests?"""
+    wrong = {}
+    for name, pinned in requirement_pins().items():
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            installed = None
+        if installed != pinned:
+            wrong[name] = (pinned, installed)
+    assert not wrong, f"pinned vs installed: {wrong}"
+
+
+def test_environment_yml_agrees_with_requirements():
+    """Does environment.yml pin every direct package to exactly requirements.txt's version?"""
+    env, _ = environment_yml()
+    assert "python=3.11" in env["dependencies"]
+    yml, req = yml_pip_pins(), requirement_pins()
+    missing = [p for p in DIRECT if canonical(p) not in yml]
+    assert not missing, f"environment.yml lacks {missing}"
+    differ = {n: (v, req.get(n)) for n, v in yml.items() if req.get(n) != v}
+    assert not differ, f"environment.yml vs requirements.txt: {differ}"
+    pip_items = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert "-r requirements.txt" in pip_items
+
+
+def test_environment_yml_says_why_for_each_package():
+    """Does every dependency line of environment.yml carry a comment saying why?"""
+    _, text = environment_yml()
+    lines = [l for l in text.splitlines() if re.match(r"^\s+- ", l)]
+    bare = [l.strip() for l in lines if "#" not in l]
+    assert not bare, f"lines without a comment: {bare}"
+    assert len(lines) >= len(DIRECT) + 2
+
+
+def test_pyproject_dependencies_are_satisfied_by_the_pins():
+    """Does each dependency range of pyproject.toml admit the version pinned in requirements.txt?"""
+    import tomllib
+    project = tomllib.loads((REPO_DIR / "pyproject.toml").read_text())["project"]
+    pins = requirement_pins()
+    for spec in project["dependencies"]:
+        req = Requirement(spec)
+        pinned = pins.get(canonical(req.name))
+        assert pinned is not None, f"{req.name} is not pinned in requirements.txt"
+        assert req.specifier.contains(pinned, prereleases=True), f"{spec} excludes the pin {pinned}"
+
+
+def test_canonical_names_match_pip_normalisation():
+    """Are tensorflow_cpu / tensorflow-cpu and PyYAML / pyyaml taken for the same package?"""
+    assert canonical("tensorflow_cpu") == canonical("tensorflow-cpu") == "tensorflow-cpu"
+    assert canonical("PyYAML") == "pyyaml"
+
+
+# ----------------------------------------------------------------------------- entry points
+def readme_make_targets() -> set[str]:
+    """Targets of every `make X` written as code in the README (code spans and blocks)."""
+    readme = (REPO_DIR / "README.md").read_text()
+    code = re.findall(r"```.*?```", readme, flags=re.S) + re.findall(r"`[^`\n]+`", readme)
+    return set(re.findall(r"\bmake ([a-z][a-z0-9_-]*)", "\n".join(code)))
+
+
+def make_targets() -> set[str]:
+    text = (REPO_DIR / "Makefile").read_text()
+    return set(re.findall(r"^([a-z][a-z0-9_-]*):", text, flags=re.M))
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    """Does .ci/run run `make test`, the test command the README documents, under set -euo pipefail?"""
+    ci = (REPO_DIR / ".ci" / "run").read_text()
+    assert ci.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in ci
+    commands = [l.strip() for l in ci.splitlines() if l.strip() and not l.strip().startswith("#")]
+    assert commands[-1] == "make test", commands
+    assert "make test" in (REPO_DIR / "README.md").read_text()
+
+
+def test_readme_make_targets_exist():
+    """Is every `make <target>` in the README a target of the Makefile (and the required ones there)?"""
+    mentioned = readme_make_targets()
+    targets = make_targets()
+    assert {"course", "test", "release", "data", "lab", "venv"} <= targets, targets
+    assert mentioned and mentioned <= targets, f"README names missing targets {mentioned - targets}"
+
+
+def test_readme_course_commands_exist():
+    """Is every `python -m course_utils <command>` in the README a command of the course CLI?"""
+    from course_utils.__main__ import main
+    readme = (REPO_DIR / "README.md").read_text()
+    mentioned = set(re.findall(r"-m course_utils ([a-z][a-z_-]*)", readme))
+    assert {"data", "build", "demo", "scores"} <= mentioned, mentioned
+    for command in sorted(mentioned):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0, command
+
+
+def test_make_dry_run_of_every_documented_target():
+    """Does `make -n <target>` parse for every target the README names (no missing rule)?"""
+    for target in sorted(readme_make_targets()):
+        proc = subprocess.run(["make", "-n", target], cwd=REPO_DIR, capture_output=True, text=True)
+        assert proc.returncode == 0, f"make -n {target}: {proc.stderr}"
+
+
+def test_python_is_the_course_interpreter():
+    """Do the tests run on Python 3.11, the course's interpreter?"""
+    assert sys.version_info[:2] == (3, 11), sys.version
