@@ -199,3 +199,27 @@ def test_default_course_matches_committed_manifest(tmp_path):
     assert report.n_images == 1620
     diffs = D.compare_with_package_manifest(report.folder)
     assert not diffs, f"{len(diffs)} files differ from the committed manifest, e.g. {diffs[:5]}"
+
+
+def test_failed_generation_leaves_the_previous_set_intact(tmp_path, small_sets, monkeypatch):
+    """If rendering fails half-way, is the set already on disk (files and
+    manifest) left exactly as it was, for whoever is reading it?"""
+    folder = tmp_path / "set"
+    D.write_set(folder, "small", small_sets, {"set": "small", "size": SIZE}, seed=5, size=SIZE,
+                workers=1, progress=False)
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    calls = []
+
+    def failing(patient, seed, size):
+        calls.append(patient.patient_id)
+        if len(calls) > 3:
+            raise RuntimeError("renderer broke")
+        return real(patient, seed, size)
+
+    real = D.render_patient
+    monkeypatch.setattr(D, "render_patient", failing)
+    with pytest.raises(RuntimeError, match="renderer broke"):
+        D.write_set(folder, "small", small_sets, {"set": "small", "size": 128}, seed=5, size=128,
+                    workers=1, progress=False)
+    after = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and D.STAGING not in p.parts}
+    assert after == before

@@ -34,6 +34,7 @@ import io
 import json
 import multiprocessing
 import os
+import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -54,6 +55,7 @@ PNG_COMPRESS_LEVEL = 1
 BBOX_HEADER = "Image Index,Finding Label,Bbox [x,y,w,h],,,"
 MANIFEST = "MANIFEST.sha256"
 GENERATION = "generation.json"
+STAGING = ".incoming"
 #: Committed manifest of the default course set (default seed and size).
 PACKAGE_MANIFEST = Path(__file__).resolve().parents[1] / "manifests" / "course_default.sha256"
 
@@ -260,26 +262,34 @@ def write_set(folder: Path, name: str, sets: Mapping[str, list[L.Patient]], para
     verified = _verify(folder, params, tables, patients, seed, size)
     if verified is not None:
         return SetReport(name, folder, "up to date", n_images, verified, time.perf_counter() - t0)
+    # render into a staging folder: until everything is made, the set already in
+    # ``folder`` (and its manifest) stays intact for whoever is reading it
+    stage = folder / STAGING
+    shutil.rmtree(stage, ignore_errors=True)
+    (stage / "images").mkdir(parents=True)
+    rendered = _render_all(patients, seed, size, stage / "images", workers, progress, f"{name} images")
+    files = dict(tables)
+    files["BBox_List_2017.csv"] = _bbox_bytes([(img, *box) for img, _, boxes in rendered for box in boxes])
+    for rel, data in files.items():
+        (stage / rel).write_bytes(data)
+    hashes = {f"images/{img}": digest for img, digest, _ in rendered}
+    hashes.update({rel: sha256_bytes(data) for rel, data in files.items()})
+
     old = {}
     if (folder / MANIFEST).is_file():
         try:
             old = read_manifest(folder / MANIFEST)
         except ValueError:
             old = {}
-    (folder / MANIFEST).unlink(missing_ok=True)          # an interrupted run leaves no valid manifest
-    image_dir = folder / "images"
-    image_dir.mkdir(exist_ok=True)
-    rendered = _render_all(patients, seed, size, image_dir, workers, progress, f"{name} images")
-
-    hashes = {f"images/{img}": digest for img, digest, _ in rendered}
-    files = dict(tables)
-    files["BBox_List_2017.csv"] = _bbox_bytes([(img, *box) for img, _, boxes in rendered for box in boxes])
-    for rel, data in files.items():
-        (folder / rel).write_bytes(data)
-        hashes[rel] = sha256_bytes(data)
+    (folder / MANIFEST).unlink(missing_ok=True)          # no valid manifest while files are swapped
+    (folder / "images").mkdir(exist_ok=True)
+    for rel in hashes:
+        os.replace(stage / rel, folder / rel)
     for rel in sorted(set(old) - set(hashes)):          # files of an earlier generation only
         (folder / rel).unlink(missing_ok=True)
-    (folder / MANIFEST).write_text(manifest_text(hashes))
+    (stage / MANIFEST).write_text(manifest_text(hashes))
+    os.replace(stage / MANIFEST, folder / MANIFEST)
+    shutil.rmtree(stage)
     return SetReport(name, folder, "generated", n_images, len(hashes) + 1, time.perf_counter() - t0)
 
 
