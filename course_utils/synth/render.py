@@ -113,7 +113,7 @@ SEVERITY_CALIBRATION: dict[str, tuple[float, float, float]] = {
     "Pneumonia": (0.34, 1.2, 2.4),
     "Infiltration": (0.40, 1.2, 2.4),
 }
-INVISIBLE_RANGE = (0.02, 0.10)
+INVISIBLE_RANGE = (0.01, 0.04)
 VISIBLE_MIN = 0.12
 
 # Density units: soft tissue of the mid-trunk ~1.0, aerated lung ~0.3.
@@ -375,8 +375,8 @@ class _Geometry:
         t = (Y - self.heart_top) / (self.heart_bottom - self.heart_top)
         taper = np.sqrt(np.clip(1.0 - ((t - 0.8) / 0.22) ** 2, 0.0, 1.0))
         taper = np.where(t < 0.8, 1.0, taper)
-        r = self.heart_r * np.sqrt(np.clip(1.0 - ((t - 0.58) / 0.6) ** 2, 0.0, 1.0)) * taper
-        lft = self.heart_l * np.sqrt(np.clip(1.0 - ((t - 0.68) / 0.74) ** 2, 0.0, 1.0)) * taper
+        r = self.heart_r * np.sqrt(np.clip(1.0 - ((t - 0.58) / 0.58) ** 2, 0.0, 1.0)) * taper
+        lft = self.heart_l * np.sqrt(np.clip(1.0 - ((t - 0.68) / 0.68) ** 2, 0.0, 1.0)) * taper
         # the silhouette continues the mediastinum above (no upper cardiac edge)
         med = self.med * (1.0 - _smoothstep((t - 0.75) / 0.25))
         r = np.maximum(r, med - self.shift)
@@ -496,7 +496,7 @@ def _patchy(c: _Canvas, finding, sev, rng):
     u = rng.uniform(0.35, 0.65)
     x, y = g.lung_xy(s, u, v)
     sl, X, Y = c.window(x - 0.6 * w, x + 0.6 * w, y - 0.6 * h, y + 0.6 * h)
-    nb = {"Consolidation": 4, "Pneumonia": 7, "Infiltration": 5}[finding]
+    nb = {"Consolidation": 6, "Pneumonia": 7, "Infiltration": 5}[finding]
     field = np.zeros((Y.shape[0], X.shape[1]), np.float32)
     for _ in range(nb):
         bx = x + rng.uniform(-0.3, 0.3) * w
@@ -506,10 +506,10 @@ def _patchy(c: _Canvas, finding, sev, rng):
     # patient-stable patchiness: low-frequency noise on the window
     nn = rng.standard_normal((6, 6)).astype(np.float32)
     noise = np.asarray(Image.fromarray(nn, "F").resize((field.shape[1], field.shape[0]), Image.BICUBIC))
-    field = field / (field.max() + 1e-6) + 0.18 * noise
+    field = field / (field.max() + 1e-6) + 0.22 * noise
     lung = c.lung_hard[sl]
     if finding == "Consolidation":
-        f = _smoothstep((field - 0.35) / 0.25) * lung
+        f = _smoothstep((field - 0.22) / 0.5) * lung
         c.air_mult[sl] *= 1.0 - 0.85 * sev * f
         c.add[sl] += 0.06 * sev * f
         # air bronchograms: branching dark tubes through the opacity
@@ -551,7 +551,7 @@ def _effusion(c: _Canvas, sev, rng):
     for i, s in enumerate(sides):
         ss = sev * (bil_small if (len(sides) == 2 and i == 1) else 1.0)
         span = g.cp(s) - g.apex
-        hf = 0.07 + 0.48 * ss ** 0.8
+        hf = 0.02 + 0.53 * ss ** 0.8
         mh = (0.05 + 0.07 * ss) * (0.5 if ap else 1.0)
         m = g.med
         y_lat = g.cp(s) - hf * span
@@ -561,8 +561,8 @@ def _effusion(c: _Canvas, sev, rng):
         frac = np.clip((d - m) / (g.cage_hw - m), 0.0, 1.2)
         y_f = y_lat + mh - mh * frac ** 2.5
         fluid = np.clip((Yw - y_f) / (0.035 + 0.02 * ss), 0.0, 1.0) * _smoothstep((frac - 0.1) / 0.35)
-        c.air_mult[sl] *= 1.0 - (0.45 + 0.5 * sev) * fluid
-        c.vessel_mult[sl] *= 1.0 - fluid
+        c.air_mult[sl] *= 1.0 - (0.1 + 0.85 * sev) * fluid
+        c.vessel_mult[sl] *= 1.0 - min(1.0, 4.0 * sev) * fluid
         mask[sl] |= (fluid > 0.5) & (c.lung_hard[sl] > 0.5)
         if ap:   # supine: fluid layers posteriorly -> haze over the hemithorax
             side = (s * (X - 0.5) > 0).astype(np.float32)
@@ -587,9 +587,9 @@ def _pneumothorax(c: _Canvas, sev, rng):
     region = _sig((y_end - Y) / 0.02) * (s * (X - hx) > 0.04)
     rim = np.clip(full - inner, 0, 1) * region
     line = _draw_lines(c.size, [coll + [coll[0]]], 1.0 * c.px, 1.0, 0.5 * c.px) * region * full
-    c.vessel_mult *= 1.0 - rim
-    c.air_mult *= 1.0 + 0.12 * sev * rim
-    c.add += (0.10 + 0.25 * sev) * sev ** 0.5 * line * (s * (X - hx) > 0)
+    c.vessel_mult *= 1.0 - min(1.0, 0.2 + 4.0 * sev) * rim
+    c.air_mult *= 1.0 + 0.5 * sev * rim
+    c.add += (0.22 + 0.2 * sev) * sev ** 0.6 * line * (s * (X - hx) > 0)
     c.masks["Pneumothorax"] = rim > 0.5
 
 
@@ -602,7 +602,7 @@ def _edema(c: _Canvas, sev, rng):
         a = rng.uniform(0.8, 1.2)
         haze += np.exp(-(((X - hx - s * 0.045) / (0.085 * a)) ** 2 + ((Y - hy - 0.02) / (0.13 * a)) ** 2))
     haze *= c.lung_hard
-    c.air_mult *= 1.0 - 0.6 * sev * haze
+    c.air_mult *= 1.0 - 0.7 * sev * haze
     c.vessel_mult *= 1.0 - 0.35 * sev * haze
     # Kerley B lines: short horizontal lines perpendicular to the lateral pleura at the bases
     lines = []
@@ -656,8 +656,8 @@ def _fibrosis(c: _Canvas, sev, rng):
         asym = 1.0 if s == -1 else rng.uniform(0.6, 1.0)
         wgt = np.maximum(wgt, asym * _smoothstep((v - 0.4) / 0.4) * _smoothstep((u - 0.35) / 0.4) * (d > 0))
     wgt *= c.lung_hard
-    c.add += 0.22 * sev * net * wgt
-    c.air_mult *= 1.0 - 0.12 * sev * wgt
+    c.add += 0.28 * sev * net * wgt
+    c.air_mult *= 1.0 - 0.16 * sev * wgt
     c.masks["Fibrosis"] = wgt > 0.35
 
 
@@ -675,8 +675,8 @@ def _pleural_thickening(c: _Canvas, sev, rng):
         ys = np.linspace(y0, y0 + rng.uniform(0.12, 0.22), 12)
         pts = [(0.5 + s * float(g.lateral(y, s)), float(y)) for y in ys]
     band = _draw_lines(c.size, [pts], 2 * t * c.size, 1.0, 0.8 * c.px) * c.lung_soft
-    c.air_mult *= 1.0 - 0.75 * sev * band
-    c.add += 0.05 * sev * band
+    c.air_mult *= 1.0 - 0.9 * sev * band
+    c.add += 0.12 * sev * band
     c.masks["Pleural_Thickening"] = band > 0.3
 
 
@@ -703,7 +703,7 @@ def _atelectasis(c: _Canvas, sev, rng, s):
         nl = math.hypot(nx, ny)
         nx, ny = nx / nl * wdt, ny / nl * wdt
         tipx, tipy = hx + 0.35 * (bx - hx), hy + 0.35 * (by - hy)
-        wedge = _poly_mask([[(tipx, tipy), (bx + nx, by + ny), (bx - nx, by - ny)]], c.size, 1.5 * c.px)
+        wedge = _poly_mask([[(tipx, tipy), (bx + nx, by + ny), (bx - nx, by - ny)]], c.size, 3.0 * c.px)
         wedge *= c.lung_soft
         c.air_mult *= 1.0 - 0.75 * sev * wedge
         c.masks["Atelectasis"] = wedge > 0.3
@@ -760,18 +760,18 @@ def _draw_anatomy(c: _Canvas, bubble: float, ap: bool) -> tuple[np.ndarray, np.n
     ax = np.abs(X - 0.5)
 
     # ---- soft tissue of the trunk, neck and shoulders ----
-    neck = 0.075 + 0.01 * a.habitus
+    neck = 0.095 + 0.012 * a.habitus
     axv = np.abs(x1d - 0.5)
     top = np.where(axv < neck, -1.0,
                    a.shoulder_y - 0.03 + 0.16 * np.clip((axv - neck) / 0.42, 0, 1) ** 2.2)[None, :]
     bw = (a.body_hw - 0.03 * ((y1d - 0.62) / 0.4) ** 2 + 0.1 * _sig((0.26 - y1d) / 0.03))[:, None]
-    body = _sig((Y - top) / 0.01) * _sig((bw - ax) / 0.008)
+    body = _sig((Y - top) / 0.015) * _sig((bw - ax) / 0.012)
     prof = np.sqrt(np.clip(1.0 - (ax / (bw + 0.02)) ** 2, 0.0, 1.0))
     D = (body * (0.45 + 0.6 * prof) * a.soft_tissue).astype(np.float32)
     w = c.win(0.5 - neck - 0.03, 0.5 + neck + 0.03, 0.0, a.shoulder_y + 0.06)
     if w:
         sl, Xw, Yw = w
-        D[sl] *= 1.0 - 0.22 * _sig((a.shoulder_y - Yw) / 0.02) * _sig((neck + 0.01 - np.abs(Xw - 0.5)) / 0.01)
+        D[sl] *= 1.0 - 0.3 * _sig((a.shoulder_y + 0.02 - Yw) / 0.025) * _sig((neck + 0.01 - np.abs(Xw - 0.5)) / 0.01)
 
     # ---- lung air (thicker lung -> darker: central and basal) ----
     depth = _blur(c.lung_hard, 0.03 * size)
@@ -791,7 +791,8 @@ def _draw_anatomy(c: _Canvas, bubble: float, ap: bool) -> tuple[np.ndarray, np.n
         hthick = np.sqrt(np.clip(1.0 - ((Xw - hm) / hw) ** 2, 0.0, 1.0)) * hmask
         heart[sl] = hmask
         air[sl] *= 1.0 - 0.8 * hmask
-        D[sl] += 0.15 * hthick + 0.04 * hmask
+        above = np.minimum(_sig((g.dome(np.abs(Xw - 0.5), 1) + 0.01 - Yw) / 0.012), 1.0)
+        D[sl] += (0.12 * hthick + 0.035 * hmask) * (0.25 + 0.75 * above)
     air *= c.air_mult
     D -= _AIR_K * air
 
@@ -802,7 +803,7 @@ def _draw_anatomy(c: _Canvas, bubble: float, ap: bool) -> tuple[np.ndarray, np.n
         mprof = np.sqrt(np.clip(1 - ((Xw - g.cx) / g.med) ** 2, 0, 1))
         e = 0.004
         mmask = _sig((g.med - np.abs(Xw - g.cx)) / e)
-        D[sl] += (0.15 * mprof + 0.04 * mmask) * _sig((Yw - a.shoulder_y) / 0.03)
+        D[sl] += (0.12 * mprof + 0.035 * mmask) * _sig((Yw - a.shoulder_y) / 0.03) * (Yw < g.heart_top)
     kx, ky, kr = g.cx + g.med + 0.2 * a.aortic_knob, g.heart_top - 0.1, a.aortic_knob
     w = c.win(kx - kr, kx + kr, ky - kr, ky + kr)
     if w:
@@ -876,7 +877,7 @@ def _draw_anatomy(c: _Canvas, bubble: float, ap: bool) -> tuple[np.ndarray, np.n
         mx = 0.5 + s * (g.cage_hw - 0.07 + off)
         scaps.append([(mx, 0.16), (0.5 + s * (g.cage_hw + 0.12 + off), 0.15),
                       (0.5 + s * (g.cage_hw + 0.1 + off), 0.30), (mx + s * 0.03, 0.47)])
-    bones += 0.08 * _poly_mask(scaps, size)
+    bones += 0.05 * _poly_mask(scaps, size, 2.0 * px)
     for s in (-1, 1):
         hxh, hyh = 0.5 + s * (g.cage_hw + 0.15), a.shoulder_y + 0.07
         w = c.win(hxh - 0.066, hxh + 0.066, hyh - 0.066, hyh + 0.066)
