@@ -3,8 +3,9 @@ batches of (images, labels) for the course model.
 
 Every image goes through one preprocessing function, shared by
 :func:`make_dataset`, :func:`compute_normalization` and
-:func:`course_utils.data.load_image` (which runs the very same ``tf.data``
-map on a single file):
+:func:`course_utils.data.load_image` (the same two graph functions,
+``_decode_gray`` then ``_normalise``, compiled once per image size; the tests
+check that its output is bit-identical to the dataset's):
 
 1. ``tf.io.decode_png`` with the file's own channels, at 16-bit precision
    (8-bit and 16-bit PNGs; gray, gray+alpha, RGB, RGBA; any size: NIH files
@@ -37,6 +38,7 @@ never by position.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -130,9 +132,20 @@ def augment_gray(gray: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return tf.ensure_shape(tf.clip_by_value(moved, 0.0, 1.0), gray.shape)
 
 
-def _normalise(gray: tf.Tensor, mean: float, std: float) -> tf.Tensor:
-    """(S, S, 1) in [0, 1] -> (S, S, 3) float32 ``(x - mean) / std``."""
+def _normalise(gray: tf.Tensor, mean: tf.Tensor, std: tf.Tensor) -> tf.Tensor:
+    """(S, S, 1) in [0, 1] -> (S, S, 3) float32 ``(x - mean) / std`` (mean, std float32 scalars)."""
     return tf.tile((gray - mean) / std, [1, 1, 3])
+
+
+@functools.lru_cache(maxsize=None)
+def _single_image_loader(image_size: int):
+    """Compiled (path, mean, std) -> (S, S, 3) for one image: the same ops as
+    the dataset's map, traced once per size (load_image costs milliseconds)."""
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.float32),
+                                  tf.TensorSpec([], tf.float32)])
+    def load(path, mean, std):
+        return _normalise(_decode_gray(path, image_size), mean, std)
+    return load
 
 
 def _check_stats(mean, std, image_size: int) -> tuple[float, float]:
@@ -156,8 +169,9 @@ def _check_size(image_size) -> int:
 
 def load_png(path: str | os.PathLike, size: int | None = None,
              mean: float | None = None, std: float | None = None) -> np.ndarray:
-    """One PNG -> float32 (size, size, 3), through the same tf.data map as
-    :func:`make_dataset` (``course_utils.data.load_image`` is this function).
+    """One PNG -> float32 (size, size, 3), with the same preprocessing
+    functions as :func:`make_dataset`'s map, bit for bit
+    (``course_utils.data.load_image`` is this function).
 
     Raises FileNotFoundError if the file is missing, ValueError naming the
     file if it is not a readable PNG.
@@ -167,15 +181,15 @@ def load_png(path: str | os.PathLike, size: int | None = None,
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")
     mean, std = _check_stats(mean, std, size)
-    ds = tf.data.Dataset.from_tensors(str(path)).map(
-        lambda p: _normalise(_decode_gray(p, size), mean, std))
+    loader = _single_image_loader(size)
     try:
-        return next(iter(ds)).numpy()
+        return loader(tf.constant(str(path)), tf.constant(mean, tf.float32),
+                      tf.constant(std, tf.float32)).numpy()
     except tf.errors.InvalidArgumentError as exc:
-        detail = re.sub(r"\{\{[^}]*\}\}|\[\[[^]]*\]\]|\[Op:[^]]*\]|"
-                        r"Error in user-defined function.*?Iterator::\S+:|\bname:\s*$", " ",
-                        exc.message, flags=re.S)
-        detail = " ".join(detail.split())[:300]
+        # TensorFlow's message ends with the op's own error after a traceback
+        lines = [ln.strip() for ln in re.sub(r"\[\[[^]]*\]\]|\[Op:[^]]*\]|\bname:\s*$", " ",
+                                              exc.message).splitlines() if ln.strip()]
+        detail = (lines[-1] if lines else "")[:300]
         raise ValueError(f"{path}: not a readable PNG image (wrong signature, truncated or "
                          f"corrupt data). TensorFlow said: {detail}") from exc
 
@@ -256,6 +270,7 @@ def make_dataset(df: pd.DataFrame, image_dir: str | os.PathLike, labels,
     image_dir = Path(image_dir)
     check_images_exist(df, image_dir)
     mean, std = _check_stats(mean, std, image_size)
+    mean, std = tf.constant(mean, tf.float32), tf.constant(std, tf.float32)
     files = [str(image_dir / name) for name in df["Image"].astype(str)]
 
     ds = tf.data.Dataset.from_tensor_slices((files, y))
@@ -348,11 +363,45 @@ def course_normalization(data_dir: str | os.PathLike | None = None,
     ``image_size`` in ``train_normalization.json`` in that directory.  The
     cache entry holds a fingerprint (sha256 of train-small.csv and of each
     training image's name, size and mtime) and is recomputed when it no
-    longer matches; delete the JSON to force a recomputation.
+    longer matches; delete the JSON to force a recomputation.  Within one
+    process the result is also memoised until train-small.csv,
+    MANIFEST.sha256, images/ or the JSON change (size or mtime).
     """
     image_size = _check_size(image_size)
     root = paths.data_dir(data_dir)
     csv_path = root / "train-small.csv"
+    quick = _quick_key(root)
+    memo = _COURSE_STATS_MEMO.get((root, image_size))
+    if quick is not None and memo is not None and memo[0] == quick:
+        return memo[1]
+    stats = _course_normalization(root, csv_path, image_size)
+    _COURSE_STATS_MEMO[(root, image_size)] = (_quick_key(root), stats)
+    return stats
+
+
+#: In-process memo of course_normalization: (data dir, size) -> (quick key, stats).
+_COURSE_STATS_MEMO: dict = {}
+
+
+def _quick_key(root: Path):
+    """(size, mtime) of train-small.csv, MANIFEST.sha256, images/ and the cache
+    JSON: cheap to check on every load_image call; any change (a regenerated
+    set rewrites its manifest) sends course_normalization back to the full
+    fingerprint check."""
+    key = []
+    for rel in ("train-small.csv", "MANIFEST.sha256", "images", NORMALIZATION_FILE):
+        try:
+            st = (root / rel).stat()
+        except FileNotFoundError:
+            if rel == "train-small.csv":
+                return None
+            key.append(None)
+            continue
+        key.append((st.st_size, st.st_mtime_ns))
+    return tuple(key)
+
+
+def _course_normalization(root: Path, csv_path: Path, image_size: int) -> tuple[float, float]:
     if not csv_path.is_file():
         raise FileNotFoundError(
             f"no course training split at {csv_path}, so there are no default normalisation "

@@ -366,3 +366,24 @@ def test_real_nih_pngs_through_load_image_and_pipeline():
         assert np.array_equal(single, x[i])
         big = load_image(NIH_SAMPLE_DIR / n, size=224, mean=mean, std=std)
         assert big.shape == (224, 224, 3) and np.isfinite(big).all()
+
+
+# --------------------------------------------------------------------------
+# the generated course data (conftest's course_data: fails when not generated)
+# --------------------------------------------------------------------------
+def test_course_splits_read_and_batch(course_data):
+    """Do the three course CSVs pass read_course_csv and batch at 128 px with default stats?"""
+    from course_utils.data import check_images_exist, read_course_csv
+    frames = {n: read_course_csv(course_data / n) for n in
+              ("train-small.csv", "valid-small.csv", "test.csv")}
+    assert {n: len(f) for n, f in frames.items()} == {
+        "train-small.csv": 1000, "valid-small.csv": 200, "test.csv": 420}
+    for f in frames.values():
+        check_images_exist(f, course_data / "images")
+    mean, std = course_normalization(course_data)
+    assert 0.0 < mean < 1.0 and 0.0 < std < 0.5
+    valid = frames["valid-small.csv"]
+    x, y = next(iter(make_dataset(valid, course_data / "images", list(LABELS), batch_size=16)))
+    assert tuple(x.shape) == (16, 128, 128, 3) and np.isfinite(x.numpy()).all()
+    assert np.array_equal(y.numpy(), valid[list(LABELS)].to_numpy(np.float32)[:16])
+    assert np.array_equal(x.numpy()[3], load_image(course_data / "images" / valid["Image"][3]))
