@@ -393,11 +393,11 @@ def load_image(path: str | os.PathLike, size: int | None = None,
     """Load one radiograph exactly as :func:`course_utils.pipeline.make_dataset`
     does and return a float32 array of shape ``(size, size, 3)``.
 
-    The preprocessing is the pipeline's own function
-    (:func:`course_utils.pipeline.preprocess_png`): PNG of any size and mode
-    (gray, gray+alpha, RGB, RGBA; 8 or 16 bit) -> grayscale in [0, 1] ->
-    resize to ``size`` x ``size`` -> 3 identical channels ->
-    ``(x - mean) / std``.
+    It calls :func:`course_utils.pipeline.load_png`, which runs the graph
+    functions of the dataset's map (bit-identical output, tested): PNG of
+    any size and mode (gray, gray+alpha, RGB, RGBA; 8 or 16 bit) ->
+    grayscale in [0, 1] -> resize to ``size`` x ``size`` (bilinear,
+    antialiased) -> ``(x - mean) / std`` -> 3 identical channels.
 
     ``size`` None -> :data:`course_utils.pipeline.DEFAULT_IMAGE_SIZE` (128,
     the course model's input).  ``mean``/``std`` are the TRAINING set's
