@@ -29,6 +29,7 @@ Re-running with the same parameters verifies the manifest and does nothing.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -55,7 +56,7 @@ PNG_COMPRESS_LEVEL = 1
 BBOX_HEADER = "Image Index,Finding Label,Bbox [x,y,w,h],,,"
 MANIFEST = "MANIFEST.sha256"
 GENERATION = "generation.json"
-STAGING = ".incoming"
+STAGING = ".incoming"        # + "-<pid>": each run stages its files in its own folder
 #: Committed manifest of the default course set (default seed and size).
 PACKAGE_MANIFEST = Path(__file__).resolve().parents[1] / "manifests" / "course_default.sha256"
 
@@ -246,14 +247,42 @@ def _verify(folder: Path, params: dict, tables: Mapping[str, bytes], patients: l
     return len(hashes)
 
 
+@contextlib.contextmanager
+def _exclusive(folder: Path):
+    """Hold an exclusive lock on ``folder`` (flock on the directory itself), so
+    that two generations into the same folder run one after the other."""
+    try:
+        import fcntl
+    except ImportError:              # not POSIX: no locking
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"another generation is writing {folder}; waiting for it to finish", file=sys.stderr,
+                  flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)                 # releases the lock
+
+
 def write_set(folder: Path, name: str, sets: Mapping[str, list[L.Patient]], params: dict,
               seed: int, size: int, workers: int = DEFAULT_WORKERS, progress: bool = True) -> SetReport:
     """Render and write one set (``sets``: CSV stem -> patients) into ``folder``.
 
     Does nothing (status 'up to date') when ``_verify`` finds the set already
-    there."""
-    t0 = time.perf_counter()
+    there.  Runs into the same folder are serialised by a lock; files are
+    rendered into a private staging folder and swapped in at the end."""
     folder = check_writable(folder)
+    with _exclusive(folder):
+        return _write_set_locked(folder, name, sets, params, seed, size, workers, progress)
+
+
+def _write_set_locked(folder, name, sets, params, seed, size, workers, progress) -> SetReport:
+    t0 = time.perf_counter()
     patients = [p for ps in sets.values() for p in ps]
     n_images = sum(len(p) for p in patients)
     tables: dict[str, bytes] = {f"{stem}.csv": _csv_bytes(L.course_frame(ps)) for stem, ps in sets.items()}
@@ -264,8 +293,9 @@ def write_set(folder: Path, name: str, sets: Mapping[str, list[L.Patient]], para
         return SetReport(name, folder, "up to date", n_images, verified, time.perf_counter() - t0)
     # render into a staging folder: until everything is made, the set already in
     # ``folder`` (and its manifest) stays intact for whoever is reading it
-    stage = folder / STAGING
-    shutil.rmtree(stage, ignore_errors=True)
+    for leftover in folder.glob(STAGING + "*"):          # from interrupted runs (we hold the lock)
+        shutil.rmtree(leftover, ignore_errors=True)
+    stage = folder / f"{STAGING}-{os.getpid()}"
     (stage / "images").mkdir(parents=True)
     rendered = _render_all(patients, seed, size, stage / "images", workers, progress, f"{name} images")
     files = dict(tables)
