@@ -173,7 +173,7 @@ GLOBAL_SHAPE_FINDINGS = ("Atelectasis", "Emphysema", "Fibrosis")   # also move t
 def test_severity_one_changes_its_box_much_more_than_outside(finding):
     """Does an obvious lesion change the pixels inside its box far more than outside
     (>= 20x for local findings; >= 2.5x for those that also move the diaphragm)?"""
-    for i in range(3):
+    for i in range(2):
         inside, outside = _diff_inside_outside(finding, 1.0, i)
         ratio = inside / max(outside, 1e-3)
         assert inside > 3.0, (finding, inside)
@@ -237,3 +237,20 @@ def test_sample_severity_follows_the_calibration(finding):
     assert sample_severity(finding, np.random.default_rng(9)) == sample_severity(finding, np.random.default_rng(9))
     ceiling = intended_auroc_ceiling(finding)
     assert 0.79 <= ceiling <= 0.97 and ceiling == pytest.approx(1 - f / 2)
+
+
+def test_every_lesion_gets_a_box_across_random_patients_and_severities():
+    """Over random patients, ages, views, extreme severities and co-occurring findings, does every
+    finding always get a non-empty mask and one box (no internal errors)?"""
+    rng = np.random.default_rng(123)
+    for i in range(112):
+        f = FINDINGS[i % len(FINDINGS)]
+        a = sample_anatomy(rng, "MF"[i % 2], int(rng.integers(1, 95)))
+        findings = {f: Lesion(float(rng.choice([0.01, 0.03, 0.12, 0.5, 1.0])), int(rng.integers(0, 2**31)))}
+        other = FINDINGS[int(rng.integers(0, len(FINDINGS)))]
+        if i % 2 and other != f:
+            findings[other] = Lesion(float(rng.uniform(0.01, 1.0)), int(rng.integers(0, 2**31)))
+        r = render_image(a, "AP" if i % 3 == 0 else "PA", findings, np.random.default_rng(i),
+                         size=128, return_masks=True)
+        assert sorted(b[0] for b in r.boxes) == sorted(findings)
+        assert all(m.any() for m in r.masks.values())

@@ -577,11 +577,21 @@ def _effusion(c: _Canvas, sev, rng):
         fluid = np.clip((Yw - y_f) / (0.035 + 0.02 * ss), 0.0, 1.0) * _smoothstep((frac - 0.1) / 0.35)
         c.air_mult[sl] *= 1.0 - (0.1 + 0.85 * sev) * fluid
         c.vessel_mult[sl] *= 1.0 - min(1.0, 4.0 * sev) * fluid
-        mask[sl] |= (fluid > 0.5) & (c.lung_hard[sl] > 0.5)
+        side_mask = (fluid > 0.5) & (c.lung_hard[sl] > 0.5)
+        if not side_mask.any():      # a trace of fluid: at least the blunted angle
+            side_mask = (fluid > 0.0) & (c.lung_hard[sl] > 0.5)
+        mask[sl] |= side_mask
         if ap:   # supine: fluid layers posteriorly -> haze over the hemithorax
             side = (s * (X - 0.5) > 0).astype(np.float32)
             ramp = np.clip((Y - g.apex) / (g.cp(s) - g.apex), 0, 1)
             c.air_mult *= 1.0 - 0.22 * ss * ramp * side
+    if not mask.any():   # smallest effusion: the costophrenic angle itself
+        s = sides[0]
+        rows, cols = np.nonzero(c.lung_hard > 0.5)
+        side_cols = (cols >= c.size // 2) if s > 0 else (cols < c.size // 2)
+        r_cp = rows[side_cols].max()
+        sel = side_cols & (rows >= r_cp - max(2, c.size // 64))
+        mask[rows[sel], cols[sel]] = True
     c.masks["Effusion"] = mask
 
 
