@@ -29,6 +29,8 @@ import os
 import shutil
 import sys
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +63,18 @@ def ensure_venv_on_path() -> None:
     parts = os.environ.get("PATH", "").split(os.pathsep)
     if not parts or parts[0] != bin_dir:
         os.environ["PATH"] = os.pathsep.join([bin_dir] + [p for p in parts if p != bin_dir])
+
+
+@contextmanager
+def quiet_gradebook():
+    """Hide SQLAlchemy's "Object of type <...> not in session" warnings.
+
+    nbgrader 0.9.6's gradebook code triggers them on every autograde (its own
+    session handling); they say nothing about the course and bury the output.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Object of type <\w+> not in session")
+        yield
 
 
 # ----------------------------------------------------------------------------- discovery
@@ -118,9 +132,10 @@ def build(course_dir: str | os.PathLike = REPO_DIR,
     """``generate_assignment --force`` for each assignment (default: all discovered)."""
     api = make_api(course_dir)
     names = assignments or discover_assignments(course_dir)
-    for name in names:
-        _checked(api.generate_assignment(name, force=True, create=True),
-                 f"generate_assignment {name}")
+    with quiet_gradebook():
+        for name in names:
+            _checked(api.generate_assignment(name, force=True, create=True),
+                     f"generate_assignment {name}")
     return names
 
 
@@ -179,8 +194,9 @@ def autograde(course_dir: str | os.PathLike, assignment: str, students=DEMO_STUD
     times = {}
     for student in students:
         start = time.perf_counter()
-        _checked(api.autograde(assignment, student, force=True, create=True),
-                 f"autograde {assignment} for {student}")
+        with quiet_gradebook():
+            _checked(api.autograde(assignment, student, force=True, create=True),
+                     f"autograde {assignment} for {student}")
         times[student] = time.perf_counter() - start
     return times
 
@@ -208,7 +224,7 @@ def cell_scores(course_dir: str | os.PathLike, assignment: str, student: str) ->
 
     coursedir = CourseDirectory(config=load_config(course_dir))
     ensure_venv_on_path()
-    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+    with quiet_gradebook(), Gradebook(coursedir.db_url, coursedir.course_id) as gb:
         submission = gb.find_submission(assignment, student)
         return [CellScore(nb.name, grade.name, grade.auto_score, grade.manual_score,
                           float(grade.max_score))

@@ -118,7 +118,7 @@ def test_discovery_ignores_folders_without_notebooks(course_dir):
     (course_dir / "source" / "notes" / "readme.txt").write_text("not an assignment")
     (course_dir / "source" / ".ipynb_checkpoints").mkdir()
     (course_dir / "source" / ".ipynb_checkpoints" / "x.ipynb").write_text("{}")
-    add_assignment(course_dir, "tiny", fixture_file("tensorflow_stderr.ipynb"))
+    add_assignment(course_dir, "tiny", fixture_file("add.ipynb"))
     assert nbgrading.discover_assignments(course_dir) == ["tiny"]
 
 
@@ -303,7 +303,7 @@ def test_without_the_course_config_the_same_cell_scores_zero(course_dir, monkeyp
 def test_readme_instructor_commands_work_without_activating_the_venv(course_dir, tmp_path):
     """Do the README's nbgrader commands (generate, release, fetch, submit, collect,
     autograde, feedback, export) work with the venv NOT on PATH?"""
-    add_assignment(course_dir, "tiny", fixture_file("tensorflow_stderr.ipynb"))
+    add_assignment(course_dir, "tiny", fixture_file("add.ipynb"))
     exchange, student_home = tmp_path / "exchange", tmp_path / "student"
     exchange.mkdir()
     student_home.mkdir()
