@@ -37,7 +37,12 @@ def splits():
 def test_corpus_statistics_match_nih(stats, capsys):
     """On 20,000 images: is every prevalence within +-20% of NIH, are the
     images-per-patient median and 90th percentile NIH's (1 and 8), and is each
-    finding's most frequent partner NIH's?"""
+    finding's most frequent partner NIH's?
+
+    The corpus is the default seed's.  For Hernia (~50 images in ~10
+    patients) these checks are at the level of sampling noise, for real NIH
+    subsets too: pass rates over seeds are in the docstring of
+    course_utils.synth.labels."""
     cooc = stats["cooccurrence_pct"] - 100 * np.eye(len(CSV_LABELS))
     top = np.nanargmax(cooc, axis=1)
     lines = [f"{stats['n_images']} images, {stats['n_patients']} patients",

@@ -18,7 +18,12 @@ images (FollowUp 0..N-1).  Labels follow NIH ChestX-ray14 (Wang et al.,
   American Statistician 45(4), 1991).  Each image has a latent vector
   ``Z ~ N(0, R)``; a finding is positive when its coordinate exceeds a
   view-specific threshold, which reproduces ``NIH_PREVALENCE_BY_VIEW``; R is
-  fitted so that every pair co-occurs as in ``NIH_COOCCURRENCE_PCT``.  The
+  fitted so that every pair co-occurs as in ``NIH_COOCCURRENCE_PCT``, except
+  that near ties for a finding's most frequent partner are opened to 3
+  percentage points (e.g. P(Effusion | Atelectasis) 28.3% -> 29.75% and
+  P(Infiltration | Atelectasis) 28.2% -> 26.75%; also Consolidation, Mass,
+  Pleural_Thickening and Pneumothorax rows, see scripts/fit_synth_labels.py),
+  so that the top partner is reproducible in a finite sample.  The
   labels-per-image distribution is not fitted separately: it follows from
   the marginals and pairs (measured in tests/test_synth_labels.py);
 * persistence: over a patient's follow-ups the latent vector is a stationary
@@ -30,6 +35,13 @@ The fitted numbers live in ``label_params.py``, written by
 ``render.sample_severity`` and geometry seed) for as long as it stays positive
 on consecutive follow-ups, so a persistent finding stays in place; when it
 disappears and comes back it is a new lesion.
+
+Sampling noise (measured over 100 seeds of 20,000-image corpora): all the
+checks of tests/test_synth_labels.py hold together for 23 seeds in 100; Hernia
+(0.2%, ~40 images in ~10 persistent patients) is the limit: prevalence
+within +-20% of NIH in 59%, top partner Atelectasis in 57%.  Random 20,000-image
+patient subsets of the real NIH table do no better (Hernia prevalence within
++-20% in 59%, Hernia top partner right in 54%, Atelectasis 48%).
 
 Randomness: patient ``index`` of stream ``stream`` draws everything from
 ``np.random.default_rng(np.random.SeedSequence([seed, stream, index]))``, so a
