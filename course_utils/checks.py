@@ -232,6 +232,8 @@ def check_close(got: Any, expected: Any, name: str, atol: float = 1e-4, rtol: fl
     Series/DataFrame or a (nested) list of numbers; anything else fails before
     it is compared.  Closeness is ``|got - expected| <= atol + rtol * |expected|``
     elementwise; NaN matches NaN only, infinities match only the same infinity.
+    A pandas object is compared by position (its index is not looked at: use
+    ``check_equal`` on ``list(got.index)`` for that).
     """
     expected_arr = _to_float_array(expected, f"check_close({name}): expected value", "")
     got_arr = _to_float_array(got, name, hint)

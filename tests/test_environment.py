@@ -159,3 +159,27 @@ def test_make_dry_run_of_every_documented_target():
 def test_python_is_the_course_interpreter():
     """Do the tests run on Python 3.11, the course's interpreter?"""
     assert sys.version_info[:2] == (3, 11), sys.version
+
+
+def test_make_lab_copies_releases_without_overwriting_and_uses_the_venv(tmp_path):
+    """Does `make lab` copy each release into LAB_DIR, keep a student's existing work, and
+    start the venv's JupyterLab (here only asked for its version) without an activated venv?"""
+    from course_utils.nbgrading import discover_assignments
+    from course_utils.paths import data_dir
+
+    lab_dir = tmp_path / "lab"
+    kept = lab_dir / "lab_counting_labels"
+    kept.mkdir(parents=True)
+    (kept / "my_work.txt").write_text("a student's work")
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        ["make", "lab", f"LAB_DIR={lab_dir}", "LAB_ARGS=--version",
+         # the stamps are not remade here: this test must not install or generate anything
+         "-o", str(REPO_DIR / ".venv" / ".course-installed"), "-o", str(data_dir() / "MANIFEST.sha256")],
+        cwd=REPO_DIR, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^4\.\d+\.\d+$", proc.stdout, flags=re.M), proc.stdout   # JupyterLab 4
+    released = {p.parent.name for p in (REPO_DIR / "release").glob("*/*.ipynb")}
+    assert released and {p.name for p in lab_dir.iterdir()} == released
+    assert sorted(p.name for p in kept.iterdir()) == ["my_work.txt"]   # not overwritten
+    assert set(discover_assignments(REPO_DIR)) >= released
