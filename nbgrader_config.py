@@ -48,6 +48,9 @@ c.IncludeHeaderFooter.header = os.path.join(ROOT, "source", "header.ipynb")
 c.Execute.timeout = 600
 c.Execute.startup_timeout = 120
 c.Execute.interrupt_on_timeout = True
+# The kernel's own log (e.g. "Kernel is running over TCP without encryption") goes
+# to the terminal, not into any cell; keep it to errors so the build output stays readable.
+c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
 
 # Where release_assignment/fetch_assignment/submit/collect exchange files.
 # nbgrader's default (/usr/local/share/nbgrader/exchange) suits a shared JupyterHub; set

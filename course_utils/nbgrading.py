@@ -235,12 +235,20 @@ def score_table(course_dir: str | os.PathLike = REPO_DIR,
                 assignments: list[str] | None = None,
                 students=DEMO_STUDENTS) -> list[dict]:
     """One row per (assignment, student): points, max points and the cells at full/zero."""
+    from nbgrader.api import MissingEntry
+
     rows = []
     for assignment in assignments or discover_assignments(course_dir):
         for student in students:
-            cells = cell_scores(course_dir, assignment, student)
+            try:
+                cells = cell_scores(course_dir, assignment, student)
+            except MissingEntry:        # built after the last `demo`, or its autograde failed
+                rows.append(dict(assignment=assignment, student=student, points=0.0,
+                                 max_points=0.0, cells=0, full=0, zero=0, ungraded=0,
+                                 missing=True))
+                continue
             rows.append(dict(
-                assignment=assignment, student=student,
+                assignment=assignment, student=student, missing=False,
                 points=sum(c.score or 0.0 for c in cells),
                 max_points=sum(c.max_score for c in cells),
                 cells=len(cells),
@@ -255,7 +263,9 @@ def self_grading_problems(rows: list[dict]) -> list[str]:
     problems = []
     for row in rows:
         where = f"{row['assignment']} / {row['student']}"
-        if row["cells"] == 0:
+        if row.get("missing"):
+            problems.append(f"{where}: not autograded (run `course demo {row['assignment']}`)")
+        elif row["cells"] == 0:
             problems.append(f"{where}: no grade cell")
         elif row["student"] == REFERENCE and row["full"] != row["cells"]:
             problems.append(f"{where}: {row['cells'] - row['full']} grade cell(s) below full marks")
@@ -269,6 +279,9 @@ def format_table(rows: list[dict]) -> str:
     lines = [f"{'assignment':<{width}}  {'submission':<10}  {'points / max':>14}  grade cells",
              "-" * (width + 46)]
     for r in rows:
+        if r.get("missing"):
+            lines.append(f"{r['assignment']:<{width}}  {r['student']:<10}  {'-':>14}  not autograded")
+            continue
         detail = f"{r['full']}/{r['cells']} full, {r['zero']}/{r['cells']} zero"
         if r["ungraded"]:
             detail += f", {r['ungraded']} need manual grading"

@@ -258,10 +258,13 @@ def test_self_grading_problems_reports_each_failure():
     rows = [dict(assignment="a", student="reference", cells=3, full=2, zero=0, ungraded=0),
             dict(assignment="a", student="blank", cells=3, full=0, zero=3, ungraded=0),
             dict(assignment="b", student="reference", cells=2, full=2, zero=0, ungraded=0),
-            dict(assignment="b", student="blank", cells=2, full=1, zero=1, ungraded=0)]
+            dict(assignment="b", student="blank", cells=2, full=1, zero=1, ungraded=0),
+            dict(assignment="c", student="reference", cells=0, full=0, zero=0, ungraded=0,
+                 missing=True)]
     assert nbgrading.self_grading_problems(rows) == [
         "a / reference: 1 grade cell(s) below full marks",
-        "b / blank: 1 grade cell(s) above 0"]
+        "b / blank: 1 grade cell(s) above 0",
+        "c / reference: not autograded (run `course demo c`)"]
 
 
 def _grade_fixture(course_dir: Path) -> list[nbgrading.CellScore]:
