@@ -7,9 +7,9 @@
   as nbgrader's own tests do; ``add_assignment`` puts a notebook into its source/.
 - ``self_graded``: for an assignment of ``source/``, a throw-away course in which
   that assignment was built, its ``reference`` and ``blank`` submissions made and
-  autograded.  All assignments are graded on first use, two at a time, each in
-  its own course folder and gradebook (SQLite tolerates one writer), and reused
-  by every test of the session.
+  autograded.  Every assignment the selected tests need is graded on first use,
+  two at a time, each in its own course folder and gradebook (SQLite tolerates
+  one writer), and reused by every test of the session.
 - ``course_data``: the course data folder, or a clear failure saying how to make it.
 """
 from __future__ import annotations
@@ -37,6 +37,19 @@ ASSIGNMENTS: list[str] = discover_assignments(REPO_DIR)
 
 #: Parallel autograding workers of the ``self_graded`` fixture.
 SELF_GRADE_WORKERS = int(os.environ.get("COURSE_TEST_WORKERS", "2"))
+
+#: Assignments that the selected tests grade (filled at collection; `-k lab` grades one).
+_SELECTED_FOR_GRADING: set[str] = set()
+
+
+@pytest.hookimpl(trylast=True)      # after -k/-m deselection: only the tests that will run
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if "self_graded" in getattr(item, "fixturenames", ()) and callspec is not None:
+            assignment = callspec.params.get("assignment")
+            if assignment in ASSIGNMENTS:
+                _SELECTED_FOR_GRADING.add(assignment)
 
 
 def fixture_file(name: str) -> Path:
@@ -105,16 +118,20 @@ class SelfGraded:
         log = f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr[-8000:]}"
         return (course if proc.returncode == 0 else None), log, elapsed
 
-    def run_all(self) -> None:
-        todo = [a for a in ASSIGNMENTS if a not in self._results]
+    def run_all(self, first: str) -> None:
+        """Grade ``first`` and every other assignment the selected tests need, in parallel."""
+        wanted = {first} | _SELECTED_FOR_GRADING
+        todo = [a for a in ASSIGNMENTS if a in wanted and a not in self._results]
         with futures.ThreadPoolExecutor(max_workers=SELF_GRADE_WORKERS) as pool:
             for assignment, result in zip(todo, pool.map(self._run_one, todo)):
                 self._results[assignment] = result
 
     def __call__(self, assignment: str) -> Path:
         """Course folder where ``assignment``'s demo submissions are autograded."""
+        if assignment not in ASSIGNMENTS:
+            raise ValueError(f"{assignment!r} is not an assignment of source/: {ASSIGNMENTS}")
         if assignment not in self._results:
-            self.run_all()
+            self.run_all(assignment)
         course, log, elapsed = self._results[assignment]
         if course is None:
             pytest.fail(f"building/autograding {assignment} failed after {elapsed:.0f} s:\n{log}",
