@@ -142,7 +142,23 @@ class SelfGraded:
         return self._results[assignment][2]
 
 
+_SELF_GRADED: list[SelfGraded] = []
+
+
 @pytest.fixture(scope="session")
 def self_graded(tmp_path_factory, course_data) -> SelfGraded:
     """``self_graded(assignment)`` -> course folder with its reference and blank autograded."""
-    return SelfGraded(tmp_path_factory.mktemp("self_graded"))
+    grader = SelfGraded(tmp_path_factory.mktemp("self_graded"))
+    _SELF_GRADED.append(grader)
+    return grader
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Report the wall time of each assignment's build + two autogrades (measured, not guessed)."""
+    for grader in _SELF_GRADED:
+        if grader._results:
+            terminalreporter.write_sep("-", f"self-grading ({SELF_GRADE_WORKERS} in parallel)")
+            for assignment, (course, _, seconds) in sorted(grader._results.items()):
+                status = "ok" if course is not None else "FAILED"
+                terminalreporter.write_line(
+                    f"{assignment:<24} build + reference + blank autograde: {seconds:6.1f} s  {status}")
