@@ -125,6 +125,10 @@ def _write_state(run_dir: Path, **updates) -> None:
     (run_dir / "state.json").write_text(json.dumps(state, indent=2))
 
 
+def last_exists(run_dir: Path) -> bool:
+    return (run_dir / "last.keras").is_file()
+
+
 def train(data: Path, run_dir: Path, epochs: int, steps_per_epoch: int, batch_size: int,
           lr: float, input_size: int, val_limit: int | None, init: str | None,
           augment: bool, seed: int) -> Path:
@@ -149,6 +153,8 @@ def train(data: Path, run_dir: Path, epochs: int, steps_per_epoch: int, batch_si
     run_dir.mkdir(parents=True, exist_ok=True)
     state = _read_state(run_dir)
 
+    if lr is None:
+        lr = None if last_exists(run_dir) else 1e-3
     if "mean" not in state:
         mean, std = compute_normalization(train_df, image_dir, sample_size=1000, seed=seed)
         _write_state(run_dir, mean=float(mean), std=float(std), input_size=input_size,
@@ -165,6 +171,13 @@ def train(data: Path, run_dir: Path, epochs: int, steps_per_epoch: int, batch_si
     if last.is_file():
         model = keras.models.load_model(last)
         print(f"resuming {run_dir} after epoch {initial_epoch}", flush=True)
+        current_lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        if lr is not None and abs(current_lr - lr) > 1e-12:
+            model.optimizer.learning_rate.assign(lr)
+            history = state.get("lr_history", [[0, state.get("lr", current_lr)]])
+            history.append([initial_epoch, lr])
+            _write_state(run_dir, lr=lr, lr_history=history)
+            print(f"learning rate {current_lr:g} -> {lr:g} from epoch {initial_epoch}", flush=True)
     else:
         model = build_densenet121(len(labels), input_size=input_size,
                                   weights="course" if init == "course" else None)
@@ -236,7 +249,8 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--steps-per-epoch", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam learning rate (new run: default 1e-3; resuming: changes the rate from this epoch on)")
     p.add_argument("--input-size", type=int, default=DEFAULT_INPUT_SIZE)
     p.add_argument("--val-limit", type=int, default=800, help="validation images used per epoch")
     p.add_argument("--init", choices=["random", "course"], default="random",
