@@ -118,9 +118,9 @@ class SelfGraded:
         log = f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr[-8000:]}"
         return (course if proc.returncode == 0 else None), log, elapsed
 
-    def run_all(self, first: str) -> None:
-        """Grade ``first`` and every other assignment the selected tests need, in parallel."""
-        wanted = {first} | _SELECTED_FOR_GRADING
+    def run_all(self, first: str, also=()) -> None:
+        """Grade ``first``, ``also`` and every assignment the selected tests need, in parallel."""
+        wanted = {first} | set(also) | _SELECTED_FOR_GRADING
         todo = [a for a in ASSIGNMENTS if a in wanted and a not in self._results]
         with futures.ThreadPoolExecutor(max_workers=SELF_GRADE_WORKERS) as pool:
             for assignment, result in zip(todo, pool.map(self._run_one, todo)):
@@ -137,6 +137,14 @@ class SelfGraded:
             pytest.fail(f"building/autograding {assignment} failed after {elapsed:.0f} s:\n{log}",
                         pytrace=False)
         return course
+
+    def many(self, assignments) -> dict[str, Path]:
+        """``{assignment: course folder}`` for several assignments, graded two at a time."""
+        assignments = list(assignments)
+        todo = [a for a in assignments if a not in self._results]
+        if todo:
+            self.run_all(todo[0], also=todo)
+        return {a: self(a) for a in assignments}
 
     def seconds(self, assignment: str) -> float:
         return self._results[assignment][2]
