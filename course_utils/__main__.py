@@ -14,7 +14,9 @@ COMMAND_MODULES = (
     "course_utils.synth.cli",      # data
     "course_utils.train",          # train
     "course_utils.evaluate",       # evaluate
-    "course_utils.nbgrading",      # build, demo, scores, grade
+    "course_utils.mutation",       # mutation (score of the hidden tests against tests/mutants/)
+    "course_utils.nbgrading",      # build, demo, scores
+    "course_utils.grading",        # grade (a whole class, in parallel)
 )
 
 

@@ -95,6 +95,24 @@ def is_grade_cell(cell) -> bool:
     return bool(cell.metadata.get("nbgrader", {}).get("grade", False))
 
 
+# ----------------------------------------------------------------------------- course folders
+def new_course(root: str | os.PathLike, course_dir: str | os.PathLike = REPO_DIR,
+               assignments=()) -> Path:
+    """A new nbgrader course in ``root`` made from ``course_dir``: its ``nbgrader_config.py``,
+    the files at the top of its ``source/`` (the header notebook) and ``source/<a>/`` for each
+    of ``assignments``.  Used wherever grading needs a course of its own (one writer per
+    SQLite gradebook): the tests' self-grading fixture and ``course grade``'s workers."""
+    root, course_dir = Path(root), Path(course_dir)
+    (root / "source").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(course_dir / "nbgrader_config.py", root / "nbgrader_config.py")
+    for path in (course_dir / "source").iterdir():
+        if path.is_file():
+            shutil.copy2(path, root / "source" / path.name)
+    for name in assignments:
+        shutil.copytree(course_dir / "source" / name, root / "source" / name)
+    return root
+
+
 # ----------------------------------------------------------------------------- nbgrader API
 def load_config(course_dir: str | os.PathLike = REPO_DIR):
     """The course's ``nbgrader_config.py`` (run as nbgrader runs it) with root = course_dir."""
