@@ -13,19 +13,68 @@ number or an array, and comparisons run on those arrays.  An object whose
 ``__eq__`` always returns True (nbgrader issue #1379) therefore fails every
 check instead of passing it.
 
+Tamper protection
+-----------------
+nbgrader runs a submission and the test cells in the *same* Python process,
+so a submission can try to switch the tests off instead of passing them:
+rebind ``check_close`` in the notebook, assign ``course_utils.checks.check_close
+= lambda *a, **k: None``, or replace ``numpy.isclose``, ``numpy.testing.
+assert_allclose``, ``math.isclose``, ``pandas.Series`` ... that the helpers
+rely on.  Four measures, chosen so that none depends on an object the
+submission could have replaced before the test cell runs:
+
+1. Test cells bind the helpers themselves (``from course_utils.checks import
+   check_close, ...`` at the top of every test cell).  nbgrader restores
+   locked test cells from its gradebook, so that line always runs, and a
+   name the submission rebound in the notebook is rebound back.
+2. This module is read-only: its class is :class:`_ReadOnlyModule`, whose
+   ``__setattr__``/``__delattr__`` refuse, so ``checks.check_close = f``
+   raises in the submission's own cell and changes nothing.
+3. Every attribute read of this module (``from course_utils.checks import
+   x`` is one) and every call of a public helper first runs
+   :func:`verify_untampered`: the module's functions must still be the ones
+   defined by this file, with their original code (catches writes through
+   ``vars(checks)`` and ``f.__code__ = ...``), and every library callable in
+   ``_LIBRARY`` (numpy, numpy.testing, math, pandas, builtins) must be
+   *library code*: a C builtin/ufunc of the right name, or a function of
+   the right name whose code lies in the installed packages or the standard
+   library -- never in a notebook cell (``/tmp/ipykernel_*``) or a file
+   handed in with the submission.  ``check_type`` applies the same rule to
+   the types it is asked for (a test cannot be made to ask for a class the
+   submission defined).  A failed verification is an AssertionError naming
+   what was replaced: the test cell scores 0.
+4. Values are never compared with their own methods (see above).
+
+Provenance is checked rather than identity with a snapshot taken at import
+because the submission's cells may run before this module is first imported
+(the environment-check cell of the header can be edited too).
+
+What this cannot stop, by design of in-process grading: a submission that
+replaces ``sys.modules["course_utils.checks"]`` or the module's ``__class__``
+through ``object.__setattr__``, forges code objects (``code.replace(
+co_filename=...)``), or rewrites later cells before they run (IPython's
+``ast_transformers`` / ``input_transformers_post``).  Those are deliberate
+attacks on the grader; tests/test_adversarial.py documents them and
+``course_utils.nbgrading.suspicious_cells`` flags the submissions for a human.
+
 Used by the test cells of every assignment in ``source/`` (see
 docs/ARCHITECTURE.md, "course_utils.checks").
 """
 from __future__ import annotations
 
 import math
+import os
+import sys
+import sysconfig
+import types as _types
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["check_type", "check_shape", "check_dtype", "check_close", "check_equal"]
+__all__ = ["check_type", "check_shape", "check_dtype", "check_close", "check_equal",
+           "verify_untampered"]
 
 #: Characters of a value's ``repr`` quoted in a message (long arrays are cut).
 _MAX_REPR = 300
@@ -184,10 +233,18 @@ def check_type(value: Any, expected_type: type | tuple[type, ...], name: str,
     ``bool`` is not accepted where ``int`` is asked for, nor ``numpy.bool_``
     where ``bool`` is.
     """
+    verify_untampered()
     types = expected_type if isinstance(expected_type, tuple) else (expected_type,)
     if not types or not all(isinstance(t, type) for t in types):
         raise TypeError(f"check_type: expected_type must be a type or a tuple of types, "
                         f"got {expected_type!r}")
+    for t in types:
+        if not _is_library_type(t):
+            raise AssertionError(
+                f"check_type({name}): the expected type {_type_name(t)} is not a library type "
+                f"(it is defined in a notebook cell or a file handed in with the submission). "
+                f"A submission must not replace the types the tests ask for "
+                f"(numpy.ndarray, pandas.Series, ...); remove that code and rerun the notebook.")
     if any(type(value) is t for t in types):
         return
     wanted = " or ".join(_type_name(t) for t in types)
@@ -199,6 +256,7 @@ def check_type(value: Any, expected_type: type | tuple[type, ...], name: str,
 
 def check_shape(value: Any, shape: Sequence[int], name: str, hint: str = "") -> None:
     """Fail unless ``value`` is an array-like (array, tensor, pandas object, list) of ``shape``."""
+    verify_untampered()
     expected = tuple(int(s) for s in shape)
     got = _shape_or_none(value)
     if got is None:
@@ -214,6 +272,7 @@ def check_dtype(value: Any, dtype: Any, name: str, hint: str = "") -> None:
     ``dtype`` is anything ``numpy.dtype`` accepts (``"float32"``, ``np.int64``)
     or a tuple of those.  Python scalars have no dtype and fail.
     """
+    verify_untampered()
     wanted_list = dtype if isinstance(dtype, tuple) else (dtype,)
     wanted = tuple(np.dtype(getattr(d, "as_numpy_dtype", d)).name for d in wanted_list)
     got = _dtype_name_or_none(value)
@@ -235,6 +294,7 @@ def check_close(got: Any, expected: Any, name: str, atol: float = 1e-4, rtol: fl
     A pandas object is compared by position (its index is not looked at: use
     ``check_equal`` on ``list(got.index)`` for that).
     """
+    verify_untampered()
     expected_arr = _to_float_array(expected, f"check_close({name}): expected value", "")
     got_arr = _to_float_array(got, name, hint)
     if got_arr.shape != expected_arr.shape:
@@ -264,6 +324,7 @@ def check_equal(got: Any, expected: Any, name: str, hint: str = "") -> None:
     shape and values) and pandas Series (same index and values).  Float NaN
     equals NaN.  ``expected`` must be one of these types.
     """
+    verify_untampered()
     problem = _equal_problem(got, expected, path=name)
     if problem is not None:
         where, exp_text, got_text, detail = problem
@@ -390,3 +451,174 @@ def check_environment() -> str:
         raise RuntimeError("This kernel is not the course environment: "
                            + "; ".join(problems) + ". " + fix)
     return f"Python {sys.version.split()[0]}, " + ", ".join(found) + ": course environment OK."
+
+
+# ----------------------------------------------------------------------------- tamper protection
+def _trusted_prefixes() -> tuple[str, ...]:
+    """Folders whose Python files count as library code: the interpreter's and this package's."""
+    folders = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+               os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+               + os.sep + "course_utils"}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        folder = sysconfig.get_paths().get(key)
+        if folder:
+            folders.add(folder)
+    out = set()
+    for folder in folders:
+        for variant in (os.path.abspath(folder), os.path.realpath(folder)):
+            out.add(variant.rstrip(os.sep) + os.sep)
+    # a submission is graded in <course>/autograded/<student>/: never under these folders
+    return tuple(sorted(out))
+
+
+_TRUSTED_PREFIXES: tuple[str, ...] = _trusted_prefixes()
+_LIBRARY_CODE: dict = {}    # id -> code object already found to be library code
+_HEAPTYPE = 1 << 9    # Py_TPFLAGS_HEAPTYPE: set for every class created by a class statement
+
+#: Library callables and classes the helpers and the notebooks' tests rely on:
+#: (module, dotted attribute, expected __name__).  Checked on every helper call.
+_LIBRARY: tuple[tuple[str, str, str], ...] = (
+    ("numpy", "isclose", "isclose"), ("numpy", "allclose", "allclose"),
+    ("numpy", "all", "all"), ("numpy", "any", "any"), ("numpy", "asarray", "asarray"),
+    ("numpy", "array", "array"), ("numpy", "array_equal", "array_equal"),
+    ("numpy", "argwhere", "argwhere"), ("numpy", "abs", "absolute"),
+    ("numpy", "isfinite", "isfinite"), ("numpy", "isnan", "isnan"), ("numpy", "shape", "shape"),
+    ("numpy", "array2string", "array2string"), ("numpy", "ndarray", "ndarray"),
+    ("numpy", "generic", "generic"), ("numpy", "dtype", "dtype"),
+    ("numpy.testing", "assert_allclose", "assert_allclose"),
+    ("numpy.testing", "assert_array_equal", "assert_array_equal"),
+    ("numpy.testing", "assert_array_almost_equal", "assert_array_almost_equal"),
+    ("numpy.testing", "assert_almost_equal", "assert_almost_equal"),
+    ("numpy.testing", "assert_equal", "assert_equal"),
+    ("math", "isclose", "isclose"), ("math", "isnan", "isnan"), ("math", "isfinite", "isfinite"),
+    ("pandas", "Series", "Series"), ("pandas", "DataFrame", "DataFrame"),
+    ("pandas", "Series.to_numpy", "to_numpy"), ("pandas", "DataFrame.to_numpy", "to_numpy"),
+    ("builtins", "isinstance", "isinstance"), ("builtins", "type", "type"),
+    ("builtins", "len", "len"), ("builtins", "all", "all"), ("builtins", "any", "any"),
+    ("builtins", "abs", "abs"), ("builtins", "float", "float"), ("builtins", "int", "int"),
+    ("builtins", "bool", "bool"), ("builtins", "tuple", "tuple"), ("builtins", "list", "list"),
+    ("builtins", "getattr", "getattr"), ("builtins", "repr", "repr"),
+    ("builtins", "AssertionError", "AssertionError"),
+)
+
+
+def _is_library_code(code: Any) -> bool:
+    """True when ``code`` was compiled from a file of the interpreter, the venv or course_utils."""
+    if type(code) is not _types.CodeType:
+        return False
+    if _LIBRARY_CODE.get(id(code)) is code:     # code objects are immutable: once library, always
+        return True
+    if not os.path.abspath(code.co_filename).startswith(_TRUSTED_PREFIXES):
+        return False
+    _LIBRARY_CODE[id(code)] = code
+    return True
+
+
+def _is_library_type(cls: Any) -> bool:
+    """A class implemented in C, or whose own methods (whole MRO) are all library code."""
+    if not isinstance(cls, type):
+        return False
+    for klass in cls.__mro__:
+        if not klass.__flags__ & _HEAPTYPE:
+            continue
+        for member in vars(klass).values():
+            kind = type(member)
+            if kind is _types.FunctionType:
+                fn = member
+            elif kind in (staticmethod, classmethod):
+                fn = member.__func__
+            elif kind is property:
+                fn = member.fget
+            else:
+                continue
+            if type(fn) is _types.FunctionType and not _is_library_code(fn.__code__):
+                return False
+    return True
+
+
+def _library_problem(obj: Any, expected_name: str) -> str | None:
+    """None when ``obj`` is library code named ``expected_name``, else what is wrong with it."""
+    if isinstance(obj, type):
+        if obj.__name__ != expected_name or not _is_library_type(obj):
+            return f"a class defined outside the library ({_type_name(obj)})"
+        return None
+    if type(obj) in (_types.BuiltinFunctionType, np.ufunc):
+        # C functions cannot be created by a notebook; the name tells which one it is
+        return None if obj.__name__ == expected_name else f"the function {obj.__name__}"
+    fn = getattr(obj, "_implementation", obj)           # numpy's array-function dispatchers
+    code = getattr(fn, "__code__", None)
+    if type(fn) is not _types.FunctionType or code is None:
+        return f"a {_type_name(obj)}, not a function"
+    if not _is_library_code(code):
+        return f"a function defined in {code.co_filename}"
+    if code.co_name != expected_name:
+        return f"the function {code.co_name}"
+    return None
+
+
+def _own_functions() -> dict[str, tuple[Any, Any]]:
+    """This module's functions -> (function, code), taken when the module is imported."""
+    return {name: (value, value.__code__) for name, value in list(globals().items())
+            if type(value) is _types.FunctionType and value.__module__ == __name__}
+
+
+def verify_untampered() -> None:
+    """Raise AssertionError when this module or a library function the tests use was replaced.
+
+    Called by every public helper and on every attribute read of this module
+    (see "Tamper protection" in the module docstring).
+    """
+    namespace = _MODULE_DICT
+    for name, (function, code) in _OWN.items():
+        current = namespace.get(name)
+        if current is not function or function.__code__ is not code:
+            raise AssertionError(
+                f"course_utils.checks.{name} was replaced: the course's test helpers must not be "
+                f"changed by a submission. Remove the code that assigns to course_utils.checks "
+                f"(or to a helper's __code__), restart the kernel and run all cells.")
+    for module_name, dotted, expected_name in _LIBRARY:
+        module = sys.modules.get(module_name)
+        if module is None:          # not imported: nothing to replace
+            continue
+        obj: Any = module
+        for part in dotted.split("."):
+            obj = getattr(obj, part, None)
+        problem = "nothing" if obj is None else _library_problem(obj, expected_name)
+        if problem is not None:
+            raise AssertionError(
+                f"{module_name}.{dotted} is not the library's own {expected_name} any more "
+                f"(it is {problem}): a submission must not replace library functions that the "
+                f"tests rely on. Remove the code that assigns {module_name}.{dotted}, restart "
+                f"the kernel and run all cells.")
+
+
+class _ReadOnlyModule(_types.ModuleType):
+    """Module class of course_utils.checks: attributes cannot be set or deleted from outside,
+    and every attribute read verifies first that nothing was replaced."""
+
+    # what the import system itself sets (importlib.reload, pickling of the module spec)
+    _IMPORT_ATTRIBUTES = frozenset({"__spec__", "__loader__", "__package__", "__path__",
+                                    "__file__", "__cached__", "__name__", "__doc__",
+                                    "__builtins__", "__annotations__"})
+
+    def __getattribute__(self, name):
+        if not name.startswith("__"):
+            verify_untampered()
+        return super().__getattribute__(name)
+
+    def __setattr__(self, name, value):
+        if name in _ReadOnlyModule._IMPORT_ATTRIBUTES:
+            return super().__setattr__(name, value)
+        raise AttributeError(
+            f"course_utils.checks is read-only: cannot set {name!r}. The course's test helpers "
+            f"cannot be replaced by a submission; remove this assignment.")
+
+    def __delattr__(self, name):
+        raise AttributeError(
+            f"course_utils.checks is read-only: cannot delete {name!r}. The course's test "
+            f"helpers cannot be removed by a submission; remove this statement.")
+
+
+_MODULE_DICT = globals()
+_OWN: dict[str, tuple[Any, Any]] = _own_functions()
+sys.modules[__name__].__class__ = _ReadOnlyModule
