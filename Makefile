@@ -5,6 +5,7 @@
 #   make release   regenerate release/ from source/ (nbgrader generate_assignment --force)
 #   make data      generate the course data (data/ or $COURSE_DATA_DIR)
 #   make lab       JupyterLab for a student, with the course's environment
+#   make instructor  JupyterLab in the course folder, with nbgrader's Formgrader
 #   make venv      create/update .venv from requirements.txt
 #
 # Nothing needs an activated virtual environment: every command calls .venv/bin/...
@@ -28,10 +29,10 @@ PYTEST_ARGS ?=
 export PATH := $(VENV)/bin:$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: help course test release demo scores data lab venv
+.PHONY: help course test release demo scores data lab instructor venv
 
 help:
-	@sed -n '3,9p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
+	@sed -n '3,10p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
 
 venv: $(VENV_STAMP)
 
@@ -71,3 +72,8 @@ lab: $(VENV_STAMP) $(DATA_STAMP)
 	  if [ ! -e "$(LAB_DIR)/$$name" ]; then cp -r "$$dir" "$(LAB_DIR)/$$name"; echo "copied $$name to $(LAB_DIR)"; fi; \
 	done
 	"$(VENV)/bin/jupyter" lab --notebook-dir="$(LAB_DIR)" $(LAB_ARGS)
+
+# the instructor's JupyterLab: root = this course folder (nbgrader_config.py), so the
+# Nbgrader menu's Formgrader shows source/, release/, submitted/, autograded/ and gradebook.db
+instructor: $(VENV_STAMP) $(DATA_STAMP)
+	"$(VENV)/bin/jupyter" lab --ServerApp.root_dir="$(CURDIR)" $(LAB_ARGS)

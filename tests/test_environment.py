@@ -183,3 +183,30 @@ def test_make_lab_copies_releases_without_overwriting_and_uses_the_venv(tmp_path
     assert released and {p.name for p in lab_dir.iterdir()} == released
     assert sorted(p.name for p in kept.iterdir()) == ["my_work.txt"]   # not overwritten
     assert set(discover_assignments(REPO_DIR)) >= released
+
+
+def test_ci_installs_debian_chromium_for_the_browser_tests():
+    """Does .ci/run install Debian's chromium + chromium-driver when either is missing, before `make test`?"""
+    ci = (REPO_DIR / ".ci" / "run").read_text()
+    assert re.search(r"\[ ! -x /usr/bin/chromium \] \|\| \[ ! -x /usr/bin/chromedriver \]", ci), ci
+    assert re.search(r"apt-get install -y -qq chromium chromium-driver", ci), ci
+    assert ci.index("apt-get install") < ci.rindex("make test")
+    assert "playwright install" not in ci
+
+
+def test_make_instructor_starts_the_venv_jupyterlab_in_the_course_folder(tmp_path):
+    """Does `make instructor` run the venv's JupyterLab 4 with the course folder as its root?"""
+    from course_utils.paths import data_dir
+
+    dry = subprocess.run(["make", "-n", "instructor", "-o", str(REPO_DIR / ".venv" / ".course-installed"),
+                          "-o", str(data_dir() / "MANIFEST.sha256")],
+                         cwd=REPO_DIR, capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    assert f'"{REPO_DIR}/.venv/bin/jupyter" lab --ServerApp.root_dir="{REPO_DIR}"' in dry.stdout, dry.stdout
+    proc = subprocess.run(
+        ["make", "instructor", "LAB_ARGS=--version",
+         "-o", str(REPO_DIR / ".venv" / ".course-installed"), "-o", str(data_dir() / "MANIFEST.sha256")],
+        cwd=REPO_DIR, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^4\.\d+\.\d+$", proc.stdout, flags=re.M), proc.stdout
