@@ -79,14 +79,17 @@ class TreeRun:
     timed_out: bool = False
 
 
-def _kill_tree(proc) -> None:
+def _kill_tree(proc, seen=()) -> None:
+    """Kill ``proc``, its descendants and any process of ``seen`` still alive (a kernel
+    whose parent died is re-parented and no longer a descendant)."""
     import psutil
 
+    victims = list(seen)
     try:
         parent = psutil.Process(proc.pid)
-        victims = parent.children(recursive=True) + [parent]
+        victims += parent.children(recursive=True) + [parent]
     except psutil.NoSuchProcess:
-        return
+        pass
     for p in victims:
         try:
             p.kill()
@@ -107,6 +110,7 @@ def run_process_tree(cmd: list[str], *, cwd: str | os.PathLike, log_path: str | 
 
     start = time.perf_counter()
     peak = 0
+    seen: dict[int, psutil.Process] = {}     # every descendant ever sampled
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
@@ -114,6 +118,7 @@ def run_process_tree(cmd: list[str], *, cwd: str | os.PathLike, log_path: str | 
                 try:
                     root = psutil.Process(proc.pid)
                     tree = [root] + root.children(recursive=True)
+                    seen.update((p.pid, p) for p in tree[1:])
                     rss = 0
                     for p in tree:
                         try:
@@ -125,15 +130,16 @@ def run_process_tree(cmd: list[str], *, cwd: str | os.PathLike, log_path: str | 
                     pass
                 try:
                     rc = proc.wait(timeout=POLL_S)
+                    _kill_tree(proc, seen.values())     # a kernel orphaned by a crash
                     return TreeRun(rc, time.perf_counter() - start, peak)
                 except subprocess.TimeoutExpired:
                     pass
                 if timeout is not None and time.perf_counter() - start > timeout:
-                    _kill_tree(proc)
+                    _kill_tree(proc, seen.values())
                     proc.wait()
                     return TreeRun(None, time.perf_counter() - start, peak, timed_out=True)
         except BaseException:          # KeyboardInterrupt, a cancelled Dask task: leave no orphans
-            _kill_tree(proc)
+            _kill_tree(proc, seen.values())
             raise
 
 
@@ -281,15 +287,20 @@ def _task_main(spec_path: str) -> int:
 
 
 def _failure_reason(log_text: str, returncode: int) -> str:
-    """The most telling line of a failed child's log."""
+    """The most telling line of a failed child's log: the last exception raised by
+    nbgrader or the notebook (not our GradingError wrapper), else the last line."""
     if returncode < 0:
         return f"grading process killed by signal {-returncode}"
     lines = [ln.strip() for ln in log_text.splitlines() if ln.strip()]
-    for pattern in (r"GradingError: .*", r"\[AutogradeApp \| ERROR\] .*", r"^\w*Error: .*"):
-        hits = [m.group(0) for ln in lines if (m := re.search(pattern, ln))]
-        if hits:
-            return hits[0][:300]
-    return (lines[-1][:300] if lines else f"grading process exited with status {returncode}")
+    exceptions = [ln for ln in lines
+                  if re.match(r"^[\w.]*(Error|Exception|Exit)\b[\w.]*:", ln)
+                  and "GradingError" not in ln.split(":", 1)[0]]
+    if exceptions:
+        return exceptions[-1][:300]
+    errors = [ln for ln in lines if "ERROR" in ln or "GradingError" in ln]
+    if errors:
+        return errors[0][:300]
+    return lines[-1][:300] if lines else f"grading process exited with status {returncode}"
 
 
 def grade_submission(spec: dict) -> dict:

@@ -180,29 +180,69 @@ def reference_notebook(source_nb, release_nb):
     return reference
 
 
-def make_demo_submissions(course_dir: str | os.PathLike, assignment: str) -> dict[str, Path]:
-    """Write ``submitted/{reference,blank}/<assignment>/`` from ``release/`` and ``source/``."""
-    course_dir = Path(course_dir).resolve()
+def stub_functions(code: str) -> str:
+    """``code`` with the body of every top-level function replaced by ``return None``:
+    a simple wrong solution (a "mutant") that still defines the same names."""
+    import ast
+
+    tree = ast.parse(code)
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.body = [ast.Return(value=ast.Constant(value=None))]
+    return ast.unparse(tree)
+
+
+def write_submission(dest: str | os.PathLike, course_dir: str | os.PathLike, assignment: str,
+                     solutions: bool = True, overrides: dict[str, str] | None = None,
+                     timestamp: str | None = None) -> Path:
+    """A submission folder ``dest`` of ``assignment`` made from ``release/``.
+
+    ``solutions``: fill every solution cell with the instructor's solution (else the
+    untouched release); ``overrides``: ``{grade_id: code}`` put in those solution cells
+    instead.  Used by the demo submissions, the grading tests and benchmarks/bench_grade.py.
+    """
+    course_dir, dest = Path(course_dir).resolve(), Path(dest)
     release = course_dir / "release" / assignment
     notebooks = sorted(release.glob("*.ipynb"))
     if not notebooks:
         raise GradingError(f"{release} holds no notebook: run `course build` first")
-    timestamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f %Z")
-    out = {}
-    for student in DEMO_STUDENTS:
-        dest = course_dir / "submitted" / student / assignment
-        if dest.exists():
-            shutil.rmtree(dest)
-        shutil.copytree(release, dest)
-        for release_path in notebooks:
-            if student == REFERENCE:
-                source_nb = nbformat.read(course_dir / "source" / assignment / release_path.name,
-                                          as_version=4)
-                release_nb = nbformat.read(release_path, as_version=4)
-                nbformat.write(reference_notebook(source_nb, release_nb), dest / release_path.name)
-        (dest / "timestamp.txt").write_text(timestamp + "\n")
-        out[student] = dest
-    return out
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(release, dest)
+    for release_path in notebooks:
+        if not solutions and not overrides:
+            continue                                    # the release as it is, byte for byte
+        nb = nbformat.read(release_path, as_version=4)
+        if solutions:
+            source_nb = nbformat.read(course_dir / "source" / assignment / release_path.name,
+                                      as_version=4)
+            nb = reference_notebook(source_nb, nb)
+        for cell in nb.cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if is_solution_cell(cell) and overrides and grade_id in overrides:
+                cell.source = overrides[grade_id]
+        nbformat.write(nb, dest / release_path.name)
+    timestamp = timestamp or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f %Z")
+    (dest / "timestamp.txt").write_text(timestamp + "\n")
+    return dest
+
+
+def solution_codes(course_dir: str | os.PathLike, assignment: str) -> dict[str, str]:
+    """``{grade_id: instructor's solution code}`` of every solution cell, in notebook order."""
+    codes = {}
+    for path in sorted((Path(course_dir) / "source" / assignment).glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if is_solution_cell(cell) and cell.cell_type == "code":
+                codes[cell.metadata.nbgrader["grade_id"]] = strip_solution_markers(cell.source)
+    return codes
+
+
+def make_demo_submissions(course_dir: str | os.PathLike, assignment: str) -> dict[str, Path]:
+    """Write ``submitted/{reference,blank}/<assignment>/`` from ``release/`` and ``source/``."""
+    course_dir = Path(course_dir).resolve()
+    return {student: write_submission(course_dir / "submitted" / student / assignment,
+                                      course_dir, assignment, solutions=student == REFERENCE)
+            for student in DEMO_STUDENTS}
 
 
 def autograde(course_dir: str | os.PathLike, assignment: str, students=DEMO_STUDENTS,

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from course_utils.nbgrading import discover_assignments, ensure_venv_on_path
+from course_utils.nbgrading import new_course as nbgrading_new_course
 from course_utils.paths import REPO_DIR, data_dir
 
 ensure_venv_on_path()
@@ -67,11 +68,9 @@ def files():
 
 
 def new_course(root: Path) -> Path:
-    """An empty nbgrader course in ``root``: the course's config and header notebook."""
-    (root / "source").mkdir(parents=True, exist_ok=True)
-    shutil.copy2(REPO_DIR / "nbgrader_config.py", root / "nbgrader_config.py")
-    shutil.copy2(REPO_DIR / "source" / "header.ipynb", root / "source" / "header.ipynb")
-    return root
+    """An empty nbgrader course in ``root``: the course's config and header notebook
+    (``course_utils.nbgrading.new_course``, which ``course grade`` uses for its workers)."""
+    return nbgrading_new_course(root, REPO_DIR)
 
 
 def add_assignment(course: Path, name: str, notebook: Path) -> Path:
