@@ -15,87 +15,14 @@ import pandas as pd
 import pytest
 
 from course_utils import nbgrading
+from course_utils.mutation import load_catalog
 from course_utils.paths import REPO_DIR
 
 NOTEBOOK = REPO_DIR / "source" / "lab_counting_labels" / "lab_counting_labels.ipynb"
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 
-# Plausible wrong versions (the mistakes students make), each a complete function that runs.
-MUTANTS = {
-    "count_labels": {
-        "wrong axis": "def count_labels(df, label_columns):\n"
-                      "    return df[list(label_columns)].sum(axis=1)",
-        "mean instead of sum": "def count_labels(df, label_columns):\n"
-                               "    return df[list(label_columns)].mean()",
-        "every numeric column": "def count_labels(df, label_columns):\n"
-                                "    return df.select_dtypes('number').drop(columns='PatientId').sum()",
-        "non-null count": "def count_labels(df, label_columns):\n"
-                          "    return df[list(label_columns)].count()",
-        "list instead of Series": "def count_labels(df, label_columns):\n"
-                                  "    return [int(df[c].sum()) for c in label_columns]",
-        "sorted by count": "def count_labels(df, label_columns):\n"
-                           "    return df[list(label_columns)].sum().sort_values(ascending=False)",
-        "dict instead of Series": "def count_labels(df, label_columns):\n"
-                                  "    return {c: int(df[c].sum()) for c in label_columns}",
-    },
-    "compute_pos_neg_weights": {
-        "swapped weights": "def compute_pos_neg_weights(y_true):\n"
-                           "    y = np.asarray(y_true, dtype=float)\n"
-                           "    return y.mean(axis=0), 1 - y.mean(axis=0)",
-        "wrong axis": "def compute_pos_neg_weights(y_true):\n"
-                      "    y = np.asarray(y_true, dtype=float)\n"
-                      "    return 1 - y.mean(axis=1), y.mean(axis=1)",
-        "counts instead of fractions": "def compute_pos_neg_weights(y_true):\n"
-                                       "    y = np.asarray(y_true, dtype=float)\n"
-                                       "    return (1 - y).sum(axis=0), y.sum(axis=0)",
-        "pandas Series out": "def compute_pos_neg_weights(y_true):\n"
-                             "    y = pd.DataFrame(np.asarray(y_true, dtype=float))\n"
-                             "    y = y_true if isinstance(y_true, pd.DataFrame) else y\n"
-                             "    return 1 - y.mean(), y.mean()",
-        "lists out": "def compute_pos_neg_weights(y_true):\n"
-                     "    y = np.asarray(y_true, dtype=float)\n"
-                     "    return list(1 - y.mean(axis=0)), list(y.mean(axis=0))",
-        "one global fraction": "def compute_pos_neg_weights(y_true):\n"
-                               "    y = np.asarray(y_true, dtype=float)\n"
-                               "    f = np.full(y.shape[1], y.mean())\n"
-                               "    return 1 - f, f",
-    },
-    "weighted_loss_sum": {
-        "swapped weights": "def weighted_loss_sum(y_true, y_pred, w_p, w_n):\n"
-                           "    y, p = np.asarray(y_true, float), np.asarray(y_pred, float)\n"
-                           "    return -(np.asarray(w_n) * y * np.log(p)\n"
-                           "             + np.asarray(w_p) * (1 - y) * np.log(1 - p)).sum(axis=0)",
-        "mean instead of sum": "def weighted_loss_sum(y_true, y_pred, w_p, w_n):\n"
-                               "    y, p = np.asarray(y_true, float), np.asarray(y_pred, float)\n"
-                               "    return -(np.asarray(w_p) * y * np.log(p)\n"
-                               "             + np.asarray(w_n) * (1 - y) * np.log(1 - p)).mean(axis=0)",
-        "wrong axis": "def weighted_loss_sum(y_true, y_pred, w_p, w_n):\n"
-                      "    y, p = np.asarray(y_true, float), np.asarray(y_pred, float)\n"
-                      "    return -(np.asarray(w_p) * y * np.log(p)\n"
-                      "             + np.asarray(w_n) * (1 - y) * np.log(1 - p)).sum(axis=1)",
-        "one total": "def weighted_loss_sum(y_true, y_pred, w_p, w_n):\n"
-                     "    y, p = np.asarray(y_true, float), np.asarray(y_pred, float)\n"
-                     "    total = -(np.asarray(w_p) * y * np.log(p)\n"
-                     "              + np.asarray(w_n) * (1 - y) * np.log(1 - p)).sum()\n"
-                     "    return np.full(y.shape[1], total)",
-        "wrong sign": "def weighted_loss_sum(y_true, y_pred, w_p, w_n):\n"
-                      "    y, p = np.asarray(y_true, float), np.asarray(y_pred, float)\n"
-                      "    return (np.asarray(w_p) * y * np.log(p)\n"
-                      "            + np.asarray(w_n) * (1 - y) * np.log(1 - p)).sum(axis=0)",
-        "weights of the first finding for all": (
-            "def weighted_loss_sum(y_true, y_pred, w_p, w_n):\n"
-            "    y, p = np.asarray(y_true, float), np.asarray(y_pred, float)\n"
-            "    return -(np.asarray(w_p)[0] * y * np.log(p)\n"
-            "             + np.asarray(w_n)[0] * (1 - y) * np.log(1 - p)).sum(axis=0)"),
-        "no conversion of lists": "def weighted_loss_sum(y_true, y_pred, w_p, w_n):\n"
-                                  "    return -(w_p * y_true * np.log(y_pred)\n"
-                                  "             + w_n * (1 - y_true) * np.log(1 - y_pred)).sum(axis=0)",
-        "log10": "def weighted_loss_sum(y_true, y_pred, w_p, w_n):\n"
-                 "    y, p = np.asarray(y_true, float), np.asarray(y_pred, float)\n"
-                 "    return -(np.asarray(w_p) * y * np.log10(p)\n"
-                 "             + np.asarray(w_n) * (1 - y) * np.log10(1 - p)).sum(axis=0)",
-    },
-}
+#: the wrong versions, from the one catalog course_utils.mutation grades (tests/mutants/)
+MUTANTS = load_catalog("lab_counting_labels")
 
 
 def _cells():
