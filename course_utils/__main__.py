@@ -15,7 +15,6 @@ COMMAND_MODULES = (
     "course_utils.train",          # train
     "course_utils.evaluate",       # evaluate
     "course_utils.mutation",       # mutation (score of the hidden tests against tests/mutants/)
-    "course_utils.mutation",       # mutation (score of the hidden tests against tests/mutants/)
     "course_utils.nbgrading",      # build, demo, scores
     "course_utils.grading",        # grade (a whole class, in parallel)
 )
