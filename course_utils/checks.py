@@ -55,7 +55,7 @@ through ``object.__setattr__``, forges code objects (``code.replace(
 co_filename=...)``), or rewrites later cells before they run (IPython's
 ``ast_transformers`` / ``input_transformers_post``).  Those are deliberate
 attacks on the grader; tests/test_adversarial.py documents them and
-``course_utils.nbgrading.suspicious_cells`` flags the submissions for a human.
+``course_utils.tamper.suspicious_cells`` flags the submissions for a human.
 
 Used by the test cells of every assignment in ``source/`` (see
 docs/ARCHITECTURE.md, "course_utils.checks").
@@ -514,14 +514,12 @@ def _is_library_code(code: Any) -> bool:
     return True
 
 
-def _is_library_type(cls: Any) -> bool:
-    """A class implemented in C, or whose own methods (whole MRO) are all library code."""
-    if not isinstance(cls, type):
-        return False
+def _foreign_member(cls: type) -> str | None:
+    """``Class.method`` of the first method in ``cls``'s MRO that is not library code, or None."""
     for klass in cls.__mro__:
-        if not klass.__flags__ & _HEAPTYPE:
+        if not klass.__flags__ & _HEAPTYPE:     # implemented in C: no Python code to replace
             continue
-        for member in vars(klass).values():
+        for name, member in vars(klass).items():
             kind = type(member)
             if kind is _types.FunctionType:
                 fn = member
@@ -532,16 +530,22 @@ def _is_library_type(cls: Any) -> bool:
             else:
                 continue
             if type(fn) is _types.FunctionType and not _is_library_code(fn.__code__):
-                return False
-    return True
+                return f"{klass.__qualname__}.{name}"
+    return None
+
+
+def _is_library_type(cls: Any) -> bool:
+    """A class implemented in C, or whose own methods (whole MRO) are all library code."""
+    return isinstance(cls, type) and _foreign_member(cls) is None
 
 
 def _library_problem(obj: Any, expected_name: str) -> str | None:
     """None when ``obj`` is library code named ``expected_name``, else what is wrong with it."""
     if isinstance(obj, type):
-        if obj.__name__ != expected_name or not _is_library_type(obj):
-            return f"a class defined outside the library ({_type_name(obj)})"
-        return None
+        if obj.__name__ != expected_name:
+            return f"the class {_type_name(obj)}"
+        foreign = _foreign_member(obj)
+        return None if foreign is None else f"a class whose {foreign} is defined outside the library"
     if type(obj) in (_types.BuiltinFunctionType, np.ufunc):
         # C functions cannot be created by a notebook; the name tells which one it is
         return None if obj.__name__ == expected_name else f"the function {obj.__name__}"
