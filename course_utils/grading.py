@@ -48,6 +48,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -392,6 +393,7 @@ class ClassGrading:
     merge: bool = True
     keep_work: bool = False
     lms_regexp: str = DEFAULT_LMS_REGEXP
+    connect_timeout: str = "30s"
     results: list[dict] = field(default_factory=list)
 
     def __post_init__(self):
@@ -453,19 +455,42 @@ class ClassGrading:
         return self.results
 
     def _execute(self, specs):
+        """Yield each submission's result as it completes (never stops at a failure)."""
         if self.scheduler:
-            from distributed import Client, as_completed
-
-            with Client(self.scheduler) as client:
-                tasks = [client.submit(grade_submission, spec, pure=False,
-                                       key=f"grade-{self.assignment}-{spec['student']}-{os.getpid()}")
-                         for spec in specs]
+            try:
+                from distributed import Client, as_completed
+            except ImportError as exc:
+                raise GradingError(f"--scheduler needs dask.distributed ({exc}): "
+                                   f"pip install -r requirements.txt") from None
+            try:
+                client = Client(self.scheduler, timeout=self.connect_timeout)
+            except (OSError, TimeoutError) as exc:
+                raise GradingError(
+                    f"cannot reach the Dask scheduler {self.scheduler} ({exc}): start one with "
+                    f"`dask scheduler` and workers with `dask worker {self.scheduler}`") from None
+            with client:
+                run_id = uuid.uuid4().hex[:8]
+                tasks = {client.submit(grade_submission, spec, pure=False,
+                                       key=f"grade-{self.assignment}-{spec['student']}-{run_id}"): spec
+                         for spec in specs}
                 for task in as_completed(tasks):
-                    yield task.result()
+                    yield self._result_of(task, tasks[task])
         else:
             with futures.ThreadPoolExecutor(max_workers=self.workers) as pool:
-                for fut in futures.as_completed([pool.submit(grade_submission, s) for s in specs]):
-                    yield fut.result()
+                tasks = {pool.submit(grade_submission, spec): spec for spec in specs}
+                for task in futures.as_completed(tasks):
+                    yield self._result_of(task, tasks[task])
+
+    @staticmethod
+    def _result_of(task, spec: dict) -> dict:
+        """The task's result, or an error result when the task itself failed (a Dask
+        worker lost, a full disk): one submission never stops the others."""
+        try:
+            return task.result()
+        except Exception as exc:     # noqa: BLE001 -- recorded in grades.csv with its reason
+            return dict(student=spec["student"], status=ERROR, score=None, max_score=None,
+                        reason=f"grading task failed: {type(exc).__name__}: {exc}"[:300],
+                        seconds=0.0, peak_rss_mb=0.0, host="", work=spec["work"])
 
     def _finish(self, result: dict) -> None:
         """Copy logs, feedback and autograded notebooks; merge into the gradebook."""

@@ -179,3 +179,11 @@ def test_cli_reports_a_folder_without_submissions(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert f"no submission of {ASSIGNMENT}" in err and "submitted/ layout" in err
+
+
+def test_unreachable_scheduler_says_how_to_start_one(tmp_path):
+    run = grading.ClassGrading(ASSIGNMENT, tmp_path, out=tmp_path / "out",
+                               scheduler="tcp://127.0.0.1:9", connect_timeout="2s")
+    with pytest.raises(nbgrading.GradingError, match="cannot reach the Dask scheduler "
+                                                     r"tcp://127.0.0.1:9 .*dask scheduler"):
+        list(run._execute([]))
