@@ -6,6 +6,7 @@
 #   make data      generate the course data (data/ or $COURSE_DATA_DIR)
 #   make lab       JupyterLab for a student, with the course's environment
 #   make instructor  JupyterLab in the course folder, with nbgrader's Formgrader
+#   make mutation  mutation score of the hidden tests (wrong versions in tests/mutants/)
 #   make venv      create/update .venv from requirements.txt
 #
 # Nothing needs an activated virtual environment: every command calls .venv/bin/...
@@ -29,7 +30,7 @@ PYTEST_ARGS ?=
 export PATH := $(VENV)/bin:$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: help course test release demo scores data lab instructor venv
+.PHONY: help course test release demo scores data lab instructor mutation venv
 
 help:
 	@sed -n '3,10p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
@@ -56,6 +57,10 @@ demo: $(VENV_STAMP) $(DATA_STAMP)
 
 scores: $(VENV_STAMP)
 	"$(PY)" -m course_utils scores --check
+
+# every catalogued wrong version of every graded function must lose points (exit 1 otherwise)
+mutation: $(VENV_STAMP) $(DATA_STAMP)
+	"$(PY)" -m course_utils mutation
 
 course: $(VENV_STAMP) $(DATA_STAMP)
 	"$(PY)" -m course_utils build
