@@ -48,6 +48,11 @@ c.IncludeHeaderFooter.header = os.path.join(ROOT, "source", "header.ipynb")
 c.Execute.timeout = 600
 c.Execute.startup_timeout = 120
 c.Execute.interrupt_on_timeout = True
+# A grade cell a student deleted (or whose nbgrader metadata they removed) is put back,
+# from the gradebook, where it was, and run: without this nbgrader 0.9.6 leaves the cell
+# out and the gradebook shows it "ungraded" (no score) instead of running its tests
+# (tests/test_adversarial.py, cases edited_tests_*).
+c.OverwriteCells.add_missing_cells = True
 # The kernel's own log (e.g. "Kernel is running over TCP without encryption") goes
 # to the terminal, not into any cell; keep it to errors so the build output stays readable.
 c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
