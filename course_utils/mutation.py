@@ -537,6 +537,11 @@ def _cmd_mutation(args) -> int:
     print()
     print("\n".join(score_lines(results)))
     print(f"\n{len(results)} mutants, {time.perf_counter() - start:.1f} s")
+    return exit_code(results)
+
+
+def exit_code(results: list[MutantResult]) -> int:
+    """0 when there are mutants and every one is caught; 1 on a survivor, an invalid one, or none."""
     return 0 if results and all(r.status == CAUGHT for r in results) else 1
 
 

@@ -88,6 +88,23 @@ def test_tidy_drops_switched_off_checks():
     assert mutation.tidy(code) == "def f(x):\n    return x\n"
 
 
+def test_score_lines_and_exit_code():
+    """Does the report give the score per function, assignment and overall, and list the rest?"""
+    def r(function, name, status):
+        return mutation.MutantResult("a1", function, name, status, detail=f"why {name}")
+    results = [r("f", "m1", mutation.CAUGHT), r("f", "m2", mutation.SURVIVED),
+               r("g", "m3", mutation.CAUGHT), r("g", "m4", mutation.INVALID)]
+    text = "\n".join(mutation.score_lines(results))
+    assert "a1.f" in text and "   1 / 2     50.0 %" in text
+    assert "a1.g" in text and "   1 / 1    100.0 %  (1 invalid)" in text
+    assert "= a1" in text and "   2 / 3     66.7 %  (1 invalid)" in text
+    assert "OVERALL" in text
+    assert "SURVIVED: a1.f / m2: why m2" in text and "INVALID: a1.g / m4: why m4" in text
+    assert mutation.exit_code(results) == 1
+    assert mutation.exit_code([results[0], results[2]]) == 0
+    assert mutation.exit_code([]) == 1
+
+
 # ----------------------------------------------------------------------------- kernel runs (slow)
 @pytest.fixture(scope="module", params=ASSIGNMENTS)
 def session(request, course_data):
@@ -113,6 +130,24 @@ def test_every_mutant_is_caught(session):
     assert not bad, (f"{session.assignment}: {len(bad)} mutant(s) not caught. A survivor needs a hidden "
                      f"test in source/{session.assignment} that fails it; an invalid mutant must be "
                      f"fixed in tests/mutants/{session.assignment}.py:\n" + "\n".join(bad))
+
+
+@pytest.mark.slow
+def test_broken_and_equivalent_mutants_are_reported(session):
+    """Is a mutant that raises NameError 'invalid', one of another signature 'invalid', and one
+    equivalent to the reference 'survived' (so the run can neither pass nor fail by accident)?"""
+    function, index = next(iter(session.functions.items()))
+    reference = nbgrading.strip_solution_markers(session.notebook.cells[index].source)
+    header, _, body = reference.partition(":\n")
+    undefined = session.run_mutant(function, "NameError", f"{header}:\n    return undefined_name_xyz\n")
+    assert undefined.status == mutation.INVALID and "NameError" in undefined.detail, undefined
+    other = session.run_mutant(function, "signature", reference.replace(f"def {function}(", f"def {function}(extra, ", 1))
+    assert other.status == mutation.INVALID and "signature" in other.detail, other
+    same = session.run_mutant(function, "equivalent", f"{header}:\n    _unused = None\n{body}")
+    assert same.status == mutation.SURVIVED, same
+    # and the reference is back: its grade cells still get full marks
+    verdicts = session.run_submission({function: reference}, stop_after_tests_of=[function])
+    assert all(verdicts[mutation.grade_id(session.notebook.cells[i])].passed for i in session.tests[function])
 
 
 def _dependencies(session, function) -> set[str]:
