@@ -625,4 +625,5 @@ class _ReadOnlyModule(_types.ModuleType):
 
 _MODULE_DICT = globals()
 _OWN: dict[str, tuple[Any, Any]] = _own_functions()
-sys.modules[__name__].__class__ = _ReadOnlyModule
+if type(sys.modules[__name__]).__name__ != "_ReadOnlyModule":   # importlib.reload keeps it
+    sys.modules[__name__].__class__ = _ReadOnlyModule
