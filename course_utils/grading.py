@@ -8,19 +8,20 @@ each result into the instructor's gradebook through nbgrader's ``Gradebook`` API
 exactly as ``nbgrader autograde`` would store it (auto scores, "needs manual grade",
 auto comments, late penalty; manual scores already given are kept).
 
-Per submission, in a child process (``python -m course_utils.grading --task SPEC``):
-copy the submission into the work course (the original is only read, never
-written), ``autograde``, ``generate_feedback``, and write the gradebook's scores as
-JSON.  The parent watches the child's process tree (kernel included): a submission
-that runs past ``--timeout`` is killed and recorded as ``timeout``; one whose
-autograde fails or whose process dies is recorded as ``error`` with the reason; the
-others go on.
+Per submission, in a grading worker process (``python -m course_utils.grading --serve``,
+long-lived: nbgrader is imported once per worker, not once per submission): copy the
+submission into its work course (the original is only read, never written),
+``autograde``, ``generate_feedback``, and write the gradebook's scores as JSON.  The
+parent watches the worker's process tree (kernel included): a submission that runs
+past ``--timeout`` is killed and recorded as ``timeout``; one whose autograde fails or
+that kills its worker is recorded as ``error`` with the reason; a fresh worker takes
+the next submission and the others go on.
 
 Where the work runs:
 
-* default: N local worker threads, each driving one child process at a time;
+* default: N local threads, each driving its own grading worker process;
 * ``--scheduler ADDRESS``: one Dask task per submission on an existing
-  ``dask.distributed`` cluster.  The workers need this Python environment
+  ``dask.distributed`` cluster (each Dask worker thread drives its own grading worker).  The workers need this Python environment
   (``course_utils``, nbgrader, TensorFlow) and the same filesystem paths as this
   machine: the submissions, the course and ``--out`` (shared storage, e.g. NFS).
 
@@ -38,6 +39,7 @@ files named ``<student>_<notebook>.ipynb``).
 from __future__ import annotations
 
 import argparse
+import atexit
 import concurrent.futures as futures
 import csv
 import json
@@ -47,6 +49,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -99,49 +102,139 @@ def _kill_tree(proc, seen=()) -> None:
     psutil.wait_procs(victims, timeout=10)
 
 
-def run_process_tree(cmd: list[str], *, cwd: str | os.PathLike, log_path: str | os.PathLike,
-                     timeout: float | None = None, env: dict | None = None) -> TreeRun:
-    """Run ``cmd`` with stdout+stderr to ``log_path``; measure its whole process tree.
+def _watch(proc, *, timeout: float | None = None, done=lambda: False) -> TreeRun:
+    """Sample ``proc``'s process tree until ``done()``, its exit or ``timeout`` seconds.
 
     The peak resident memory is the largest sum of RSS over the process and all its
     descendants (Jupyter kernels start in their own session but remain children),
-    sampled every ``POLL_S`` seconds.  Past ``timeout`` seconds the tree is killed.
+    sampled every ``POLL_S`` seconds.  Past ``timeout`` the whole tree is killed.  At
+    the end, descendants seen during the watch and still alive (a kernel left behind,
+    or orphaned by a crash) are killed; ``proc`` itself survives ``done()``.
     """
     import psutil
 
     start = time.perf_counter()
     peak = 0
     seen: dict[int, psutil.Process] = {}     # every descendant ever sampled
+
+    def kill_seen():
+        for p in seen.values():
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(list(seen.values()), timeout=10)
+
+    try:
+        while True:
+            try:
+                root = psutil.Process(proc.pid)
+                tree = [root] + root.children(recursive=True)
+                seen.update((p.pid, p) for p in tree[1:])
+                rss = 0
+                for p in tree:
+                    try:
+                        rss += p.memory_info().rss
+                    except (psutil.NoSuchProcess, psutil.AccessDenied):
+                        pass
+                peak = max(peak, rss)
+            except psutil.NoSuchProcess:
+                pass
+            if done():
+                kill_seen()
+                return TreeRun(0, time.perf_counter() - start, peak)
+            try:
+                rc = proc.wait(timeout=POLL_S)
+                kill_seen()
+                return TreeRun(rc, time.perf_counter() - start, peak)
+            except subprocess.TimeoutExpired:
+                pass
+            if timeout is not None and time.perf_counter() - start > timeout:
+                _kill_tree(proc, seen.values())
+                proc.wait()
+                return TreeRun(None, time.perf_counter() - start, peak, timed_out=True)
+    except BaseException:          # KeyboardInterrupt, a cancelled Dask task: leave no orphans
+        _kill_tree(proc, seen.values())
+        raise
+
+
+def run_process_tree(cmd: list[str], *, cwd: str | os.PathLike, log_path: str | os.PathLike,
+                     timeout: float | None = None, env: dict | None = None) -> TreeRun:
+    """Run ``cmd`` with stdout+stderr to ``log_path``, watched by :func:`_watch`."""
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        try:
-            while True:
-                try:
-                    root = psutil.Process(proc.pid)
-                    tree = [root] + root.children(recursive=True)
-                    seen.update((p.pid, p) for p in tree[1:])
-                    rss = 0
-                    for p in tree:
-                        try:
-                            rss += p.memory_info().rss
-                        except (psutil.NoSuchProcess, psutil.AccessDenied):
-                            pass
-                    peak = max(peak, rss)
-                except psutil.NoSuchProcess:
-                    pass
-                try:
-                    rc = proc.wait(timeout=POLL_S)
-                    _kill_tree(proc, seen.values())     # a kernel orphaned by a crash
-                    return TreeRun(rc, time.perf_counter() - start, peak)
-                except subprocess.TimeoutExpired:
-                    pass
-                if timeout is not None and time.perf_counter() - start > timeout:
-                    _kill_tree(proc, seen.values())
-                    proc.wait()
-                    return TreeRun(None, time.perf_counter() - start, peak, timed_out=True)
-        except BaseException:          # KeyboardInterrupt, a cancelled Dask task: leave no orphans
-            _kill_tree(proc, seen.values())
-            raise
+        return _watch(proc, timeout=timeout)
+
+
+class GradingWorker:
+    """A long-lived child process (``python -m course_utils.grading --serve``) that grades
+    one submission at a time, so nbgrader is imported once per worker, not per submission.
+
+    It reads the path of a task spec per line on stdin; for each it sends its stdout and
+    stderr (and the kernel's) to the task's ``grading.log``, runs :func:`_task_main` and
+    writes ``done.json``.  The parent watches its process tree while a task runs; after
+    a crash or a timeout the process is gone and the next task starts a fresh one.
+    """
+
+    def __init__(self):
+        self.proc = None
+
+    def grade(self, spec_path: Path, work: Path, log_path: Path,
+              timeout: float | None) -> TreeRun:
+        done_path = work / "done.json"
+        with open(log_path, "ab") as log:
+            if self.proc is None or self.proc.poll() is not None:
+                ensure_venv_on_path()
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "course_utils.grading", "--serve"], cwd=work,
+                    stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                self.proc.stdin.write(f"{spec_path}\n".encode())
+                self.proc.stdin.flush()
+            except BrokenPipeError:
+                pass                       # it died before reading: _watch sees the exit
+            run = _watch(self.proc, timeout=timeout, done=done_path.exists)
+        if done_path.exists():
+            run.returncode = json.loads(done_path.read_text())["rc"]
+        else:
+            self.proc = None               # crashed or killed: a fresh one next time
+        return run
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.close()        # EOF: the server loop ends
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                _kill_tree(self.proc)
+        self.proc = None
+
+
+_THREAD = threading.local()
+_WORKERS: list[GradingWorker] = []
+_WORKERS_LOCK = threading.Lock()
+
+
+def thread_worker() -> GradingWorker:
+    """This thread's :class:`GradingWorker` (a local pool thread, or a Dask worker thread)."""
+    worker = getattr(_THREAD, "worker", None)
+    if worker is None:
+        worker = _THREAD.worker = GradingWorker()
+        with _WORKERS_LOCK:
+            _WORKERS.append(worker)
+    return worker
+
+
+def close_workers() -> None:
+    """End every grading worker process started by this process."""
+    with _WORKERS_LOCK:
+        workers, _WORKERS[:] = list(_WORKERS), []
+    for worker in workers:
+        worker.close()
+    _THREAD.__dict__.pop("worker", None)
+
+
+atexit.register(close_workers)
 
 
 # ----------------------------------------------------------------------------- discovery
@@ -159,9 +252,10 @@ def find_submissions(submissions_dir: str | os.PathLike, assignment: str) -> dic
 
 
 def is_lms_download(submissions_dir: str | os.PathLike, assignment: str) -> bool:
-    """True when DIR is not nbgrader's layout but holds notebooks or zip archives."""
+    """True when DIR is not nbgrader's ``<student>/<assignment>/*.ipynb`` layout (for any
+    assignment) but holds notebooks or zip archives."""
     root = Path(submissions_dir)
-    if find_submissions(root, assignment):
+    if any(root.glob("*/*/*.ipynb")):
         return False
     return any(p.suffix in (".ipynb", ".zip", ".gz") for p in root.rglob("*") if p.is_file())
 
@@ -272,7 +366,7 @@ def _submission_record(course_dir: Path, assignment: str, student: str) -> dict:
 
 
 def _task_main(spec_path: str) -> int:
-    """Child process: autograde + feedback in the work course, write result.json."""
+    """In the worker process: autograde + feedback in the work course, write result.json."""
     spec = json.loads(Path(spec_path).read_text())
     work, assignment, student = Path(spec["work"]), spec["assignment"], spec["student"]
     api = make_api(work)
@@ -285,6 +379,34 @@ def _task_main(spec_path: str) -> int:
     record = _submission_record(work, assignment, student)
     (work / "result.json").write_text(json.dumps(record))
     return 0
+
+
+def _serve() -> int:
+    """The :class:`GradingWorker` loop: one task spec path per stdin line, until EOF."""
+    import traceback
+
+    import nbgrader.apps  # noqa: F401  (imported once, before the first task)
+
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            return 0
+        spec_path = line.strip()
+        work = Path(json.loads(Path(spec_path).read_text())["work"])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with open(work / "grading.log", "ab", buffering=0) as log:
+            os.dup2(log.fileno(), 1)       # nbgrader's log and the kernel's output
+            os.dup2(log.fileno(), 2)
+        os.chdir(work)
+        try:
+            rc = _task_main(spec_path)
+        except Exception:                  # noqa: BLE001 -- the parent reads the log's reason
+            traceback.print_exc()
+            rc = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        (work / "done.json").write_text(json.dumps({"rc": rc}))
 
 
 def _failure_reason(log_text: str, returncode: int) -> str:
@@ -305,7 +427,8 @@ def _failure_reason(log_text: str, returncode: int) -> str:
 
 
 def grade_submission(spec: dict) -> dict:
-    """Grade one submission in its own work course (in a child process); never raises
+    """Grade one submission in its own work course, in this thread's grading worker
+    process (:class:`GradingWorker`); never raises
     for a problem of the submission: the result's ``status`` says ok/timeout/error."""
     work, student = Path(spec["work"]), spec["student"]
     result = dict(student=student, status=ERROR, reason="", score=None, max_score=None,
@@ -323,9 +446,7 @@ def grade_submission(spec: dict) -> dict:
                       seconds=time.perf_counter() - start)
         return result
     log_path = work / "grading.log"
-    ensure_venv_on_path()
-    run = run_process_tree([sys.executable, "-m", "course_utils.grading", "--task", str(spec_path)],
-                           cwd=work, log_path=log_path, timeout=spec.get("timeout"))
+    run = thread_worker().grade(spec_path, work, log_path, spec.get("timeout"))
     result.update(seconds=round(time.perf_counter() - start, 2),
                   peak_rss_mb=round(run.peak_rss_bytes / 2**20, 1), log=str(log_path))
     if run.timed_out:
@@ -442,6 +563,8 @@ class ClassGrading:
                      else result["reason"])
             log(f"[{done}/{len(specs)}] {result['student']}: {result['status']} {score} "
                 f"({result['seconds']:.1f} s, peak {result['peak_rss_mb']:.0f} MiB)")
+        if not self.scheduler:
+            close_workers()
         self.wall_seconds = time.perf_counter() - start
         self.results.sort(key=lambda r: r["student"])
         self.write_outputs()
@@ -576,7 +699,7 @@ def register(subparsers) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--task":
-        sys.exit(_task_main(sys.argv[2]))
-    sys.exit("usage: python -m course_utils.grading --task SPEC.json "
-             "(internal; use `course grade ASSIGNMENT ...`)")
+    if sys.argv[1:] == ["--serve"]:
+        sys.exit(_serve())
+    sys.exit("usage: python -m course_utils.grading --serve "
+             "(internal: a grading worker; use `course grade ASSIGNMENT ...`)")
