@@ -82,7 +82,7 @@ import pandas as pd
 import pytest
 
 import course_utils.checks as checks
-from conftest import new_course
+from conftest import ASSIGNMENTS, new_course
 from course_utils import nbgrading
 from course_utils.paths import REPO_DIR
 from course_utils.tamper import suspicious_cells
@@ -631,8 +631,7 @@ def test_tamper_scan_flags_the_attacks_on_the_grader(student):
             "; ".join(map(str, findings))
 
 
-@pytest.mark.parametrize("assignment", sorted(p.name for p in (REPO_DIR / "source").iterdir()
-                                              if p.is_dir()))
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_tamper_scan_flags_no_reference_solution(assignment):
     """Is no reference solution (nor blank release) of the course flagged (no false alarm)?"""
     for name, nb in repo_submissions(assignment).items():
@@ -661,8 +660,7 @@ def _test_cells(assignment: str):
             if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
 
 
-@pytest.mark.parametrize("assignment", sorted(p.name for p in (REPO_DIR / "source").iterdir()
-                                              if p.is_dir()))
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_every_test_cell_imports_the_helpers_it_calls(assignment):
     """Does each test cell bind the course's helpers itself, so that a name the submission
     rebound (``check_close = lambda *a, **k: None``, ``checks = ...``) is rebound back?"""
