@@ -416,14 +416,20 @@ def figure_cells(nb) -> dict[str, tuple[int, tuple[int, int]]]:
     return found
 
 
-def test_flagship_figures_render(tmp_path, self_graded, lab_server, browser, screenshots):
-    """The executed reference of chest_xray_diagnosis shows its figures in JupyterLab."""
+@pytest.fixture
+def flagship_reference(tmp_path, self_graded) -> tuple[Path, dict]:
+    """(folder holding the autograded reference of the flagship, its figures): the notebook
+    nbgrader executed when the self-grading fixture autograded it (no extra execution here)."""
     graded = self_graded(FLAGSHIP) / "autograded" / nbgrading.REFERENCE / FLAGSHIP / f"{FLAGSHIP}.ipynb"
     root = tmp_path / "instructor"
     (root / FLAGSHIP).mkdir(parents=True)
     shutil.copy2(graded, root / FLAGSHIP / f"{FLAGSHIP}.ipynb")
-    expected = figure_cells(nbformat.read(graded, as_version=4))
+    return root, figure_cells(nbformat.read(graded, as_version=4))
 
+
+def test_flagship_figures_render(flagship_reference, lab_server, browser, screenshots):
+    """The executed reference of chest_xray_diagnosis shows its figures in JupyterLab."""
+    root, expected = flagship_reference     # graded before the browser starts (fixture order)
     server = lab_server(root)
     open_notebook(browser, server, f"{FLAGSHIP}/{FLAGSHIP}.ipynb", kernel=False)
     for figure, (index, (width, height)) in expected.items():
@@ -476,10 +482,10 @@ def fmt_score(value: float) -> str:
     return str(int(rounded)) if rounded == int(rounded) else str(rounded)
 
 
-def test_instructor_formgrader(tmp_path, self_graded, lab_server, browser, screenshots):
-    """Nbgrader menu -> Formgrader: every assignment, and reference/blank with their scores."""
-    from selenium.webdriver.common.by import By
-
+@pytest.fixture
+def formgrader_course(tmp_path, self_graded) -> tuple[Path, list[str], dict]:
+    """(course with every assignment and its autograded demo submissions, assignment names,
+    {(assignment, student): (points, max points)} read from its gradebook)."""
     courses = self_graded.many(nbgrading.discover_assignments(REPO_DIR))
     course = merged_course(courses, tmp_path / "course")
     rows = nbgrading.score_table(course)
@@ -487,7 +493,14 @@ def test_instructor_formgrader(tmp_path, self_graded, lab_server, browser, scree
     expected = {(r["assignment"], r["student"]): (r["points"], r["max_points"]) for r in rows}
     assert {a for a, _ in expected} == set(courses)
     assert {s for _, s in expected} == {nbgrading.REFERENCE, nbgrading.BLANK}
+    return course, sorted(courses), expected
 
+
+def test_instructor_formgrader(formgrader_course, lab_server, browser, screenshots):
+    """Nbgrader menu -> Formgrader: every assignment, and reference/blank with their scores."""
+    from selenium.webdriver.common.by import By
+
+    course, names, expected = formgrader_course   # graded before the browser starts
     server = lab_server(course)
     browser.get(server.url("lab"))
     wait_for(browser, lambda d: d.execute_script(
@@ -504,7 +517,6 @@ def test_instructor_formgrader(tmp_path, self_graded, lab_server, browser, scree
     browser.switch_to.frame(frame)
 
     # Manage Assignments: one row per assignment, each with its 2 submissions
-    names = sorted(courses)
     table = wait_for(browser, lambda d: (lambda t: t if all(n in t for n in names) else None)(
         " ".join(e.text for e in d.find_elements(By.CSS_SELECTOR, "table tbody tr"))),
         60, f"Manage Assignments does not list {names}")
@@ -519,8 +531,9 @@ def test_instructor_formgrader(tmp_path, self_graded, lab_server, browser, scree
     # each assignment's submissions: reference at full marks, blank at 0, as in the gradebook
     for assignment in names:
         browser.switch_to.frame(frame)
-        browser.execute_script("window.location.href = arguments[0];",
-                               f"{server.url('formgrader/manage_submissions/' + assignment)}")
+        if not browser.find_elements(By.CSS_SELECTOR, f'a[href$="/manage_submissions/{assignment}"]'):
+            click(browser, 'a[href$="/formgrader/manage_assignments"]')    # back to the list
+        click(browser, f'a[href$="/manage_submissions/{assignment}"]')     # its "# Submissions"
 
         def score_rows(d):
             got = {}
