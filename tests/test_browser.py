@@ -274,8 +274,9 @@ def run_finished(driver) -> list[dict] | None:
     return cells if any(c["count"] is not None for c in cells) else None
 
 
-def validate(driver, shot: Path) -> tuple[str, str]:
-    """Press Validate; -> (dialog kind 'success'/'error', dialog text); screenshot; close it."""
+def validate(driver, shot: Path, show: str | None = None) -> tuple[str, str]:
+    """Press Validate; -> (dialog kind 'success'/'error', dialog text); screenshot (scrolled to
+    the first element of the dialog whose text contains ``show``, if any); close it."""
     from selenium.webdriver.common.by import By
     click(driver, "jp-button.validate-button")
     dialog = wait_for(driver, lambda d: next(iter(d.find_elements(
@@ -286,6 +287,10 @@ def validate(driver, shot: Path) -> tuple[str, str]:
              and dialog.text.strip(), 60, "the validation dialog stayed empty")
     kind = "success" if "nbgrader-SuccessDialog" in dialog.get_attribute("class") else "error"
     text = dialog.text
+    if show:
+        shown = dialog.find_elements(By.XPATH, f".//*[contains(text(), '{show}')]")
+        if shown:
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", shown[0])
     driver.save_screenshot(str(shot))
     dialog.find_element(By.CSS_SELECTOR, ".jp-Dialog-button").click()
     wait_for(driver, lambda d: not d.find_elements(
@@ -352,7 +357,8 @@ def test_student_validates_the_lab(tmp_path, lab_server, browser, screenshots):
     cells = wait_for(browser, run_finished, 300, "Restart Kernel and Run All did not finish")
     by_id = {c["grade_id"]: c for c in cells if c["grade_id"]}
     assert by_id["test_count_labels"]["errors"] == ["NotImplementedError"], by_id["test_count_labels"]
-    kind, text = validate(browser, screenshots / "1-student-validate-failed.png")
+    kind, text = validate(browser, screenshots / "1-student-validate-failed.png",
+                          show="NotImplementedError")
     assert kind == "error", text
     assert "failed" in text.lower() and "NotImplementedError" in text, text
 
