@@ -681,3 +681,19 @@ def test_every_test_cell_imports_the_helpers_it_calls(assignment):
             assert re.search(r"^from course_utils import checks$", visible, re.M), (
                 f"{assignment}/{grade_id} uses `checks.` without `from course_utils import "
                 f"checks` in the cell: add it at the top of the cell")
+
+
+def test_tamper_command_exits_1_and_names_the_flagged_notebook(tmp_path, capsys):
+    """Does `python -m course_utils.tamper` print each finding and exit 1 only when flagged?"""
+    from course_utils import tamper
+
+    honest, cheat = tmp_path / "honest.ipynb", tmp_path / "cheat.ipynb"
+    reference = repo_submissions(ASSIGNMENT)["reference"]
+    nbformat.write(reference, honest)
+    nbformat.write(rewrites_later_cells(nbformat.from_dict(reference)), cheat)
+    assert tamper.main([str(honest)]) == 0
+    assert "0 of 1 notebook(s) flagged" in capsys.readouterr().out
+    assert tamper.main([str(honest), str(cheat)]) == 1
+    out = capsys.readouterr().out
+    assert f"{cheat}: cell count_labels, line " in out and "ast_transformers" in out, out
+    assert str(honest) + ":" not in out and "1 of 2 notebook(s) flagged" in out, out
