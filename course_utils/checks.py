@@ -54,8 +54,9 @@ replaces ``sys.modules["course_utils.checks"]`` or the module's ``__class__``
 through ``object.__setattr__``, forges code objects (``code.replace(
 co_filename=...)``), or rewrites later cells before they run (IPython's
 ``ast_transformers`` / ``input_transformers_post``).  Those are deliberate
-attacks on the grader; tests/test_adversarial.py documents them and
-``course_utils.tamper.suspicious_cells`` flags the submissions for a human.
+attacks on the grader; tests/test_adversarial.py shows one of them getting
+full marks (case ``rewrites_later_cells``), and
+``course_utils.tamper.suspicious_cells`` flags such submissions for a human.
 
 Used by the test cells of every assignment in ``source/`` (see
 docs/ARCHITECTURE.md, "course_utils.checks").
