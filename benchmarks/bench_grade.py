@@ -12,7 +12,9 @@ cell for each mutant), in two identical throw-away courses (same built gradebook
 2. parallel: ``course grade ASSIGNMENT --workers N --no-feedback`` (the same work: autograde
    only) in course B, including its per-run set-up (the grading template).
 
-Prints wall time, submissions per minute, speedup, the peak resident memory of a worker
+Prints wall time, submissions per minute, speedup, CPU seconds used (of all child
+processes: on a busy machine "cores busy" = CPU s / wall s shows how much of the machine
+each run actually got), the peak resident memory of a worker
 (the grading process plus its kernel, sampled every 0.2 s; the sequential figure is the
 single nbgrader process plus its kernel), the machine's load, and whether every grade
 cell of every submission got the same score in both gradebooks.  Run it while the
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -91,6 +94,17 @@ def scores(course: Path, assignment: str, students) -> dict[str, dict[str, float
     return out
 
 
+def children_cpu_s() -> float:
+    """CPU seconds (user + system) of every finished child process and their children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def self_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -120,15 +134,18 @@ def main(argv=None) -> int:
                       for k in ("reference", "blank", "mutant")), flush=True)
 
     print(f"sequential nbgrader autograde ... (load {loadavg()})", flush=True)
+    cpu0 = children_cpu_s()
     seq = sequential(seq_course, args.assignment, args.n)
+    seq["cpu_s"] = children_cpu_s() - cpu0
     print(f"  {seq['seconds']:.1f} s", flush=True)
 
     print(f"course grade --workers {args.workers} --no-feedback ... (load {loadavg()})", flush=True)
-    start = time.perf_counter()
+    start, self0 = time.perf_counter(), self_cpu_s()
     run = grading.ClassGrading(args.assignment, root / "submissions", course_dir=par_course,
                                out=root / "out", workers=args.workers, feedback=False)
     results = run.run(log=lambda line: print("  " + line, flush=True))
     par_seconds = time.perf_counter() - start
+    par_cpu_s = children_cpu_s() - cpu0 - seq["cpu_s"] + self_cpu_s() - self0  # + merging
     load_after = loadavg()
 
     students = sorted(kinds)
@@ -144,6 +161,7 @@ def main(argv=None) -> int:
         sequential_per_min=round(60 * args.n / seq["seconds"], 2),
         parallel_per_min=round(60 * args.n / par_seconds, 2),
         speedup=round(seq["seconds"] / par_seconds, 2),
+        sequential_cpu_s=round(seq["cpu_s"], 1), parallel_cpu_s=round(par_cpu_s, 1),
         sequential_peak_rss_mb=round(seq["peak_rss_mb"]),
         worker_peak_rss_mb=round(max(r["peak_rss_mb"] for r in results)),
         worker_median_submission_s=round(sorted(r["seconds"] for r in results)[len(results) // 2], 1),
@@ -151,11 +169,13 @@ def main(argv=None) -> int:
         distinct_totals=sorted(set(totals.values())), load_after=load_after, root=str(root))
     print("\n" + "\n".join([
         f"assignment {args.assignment}, {args.n} submissions, {os.cpu_count()} CPUs",
-        f"{'':28}{'wall s':>9}{'subs/min':>10}{'peak RSS MiB':>14}",
+        f"{'':28}{'wall s':>9}{'subs/min':>10}{'CPU s':>9}{'cores busy':>11}{'peak RSS MiB':>14}",
         f"{'sequential nbgrader':28}{figures['sequential_s']:>9}{figures['sequential_per_min']:>10}"
+        f"{figures['sequential_cpu_s']:>9}{seq['cpu_s'] / seq['seconds']:>11.2f}"
         f"{figures['sequential_peak_rss_mb']:>14}",
         f"{'course grade --workers ' + str(args.workers):28}{figures['parallel_s']:>9}"
-        f"{figures['parallel_per_min']:>10}{figures['worker_peak_rss_mb']:>14}  (per worker)",
+        f"{figures['parallel_per_min']:>10}{figures['parallel_cpu_s']:>9}"
+        f"{par_cpu_s / par_seconds:>11.2f}{figures['worker_peak_rss_mb']:>14}  (per worker)",
         f"speedup {figures['speedup']}x; scores identical: {figures['identical_scores']} "
         f"({len(students)} submissions, totals seen {figures['distinct_totals']}); "
         f"failed: {failed or 'none'}; load average after: {load_after}"]))
