@@ -529,7 +529,8 @@ def test_instructor_formgrader(formgrader_course, lab_server, browser, screensho
     for row in browser.find_elements(By.CSS_SELECTOR, "table tbody tr"):
         cells = [c.text.strip() for c in row.find_elements(By.TAG_NAME, "td")]
         if cells and cells[0] in names:
-            assert "2" in cells, f"{cells[0]}: expected 2 submissions in {cells}"
+            assert str(len(nbgrading.DEMO_STUDENTS)) in cells, \
+                f"{cells[0]}: expected {len(nbgrading.DEMO_STUDENTS)} submissions in {cells}"
     browser.switch_to.default_content()
     browser.save_screenshot(str(screenshots / "3-formgrader-assignments.png"))
     assert table
@@ -548,11 +549,11 @@ def test_instructor_formgrader(formgrader_course, lab_server, browser, screensho
                 score = row.find_elements(By.CSS_SELECTOR, ".score")
                 if student and score and score[0].text.strip():
                     got[student[0].text.strip()] = score[0].text.strip()
-            return got if len(got) == 2 else None
+            return got if len(got) == len(nbgrading.DEMO_STUDENTS) else None
 
         got = wait_for(browser, score_rows, 60, f"no scores for the submissions of {assignment}")
         want = {s: f"{fmt_score(expected[assignment, s][0])} / {fmt_score(expected[assignment, s][1])}"
-                for s in (nbgrading.REFERENCE, nbgrading.BLANK)}
+                for s in nbgrading.DEMO_STUDENTS}
         assert got == want, assignment
         browser.switch_to.default_content()
         if assignment in (LAB, FLAGSHIP):
