@@ -15,7 +15,10 @@ graded function lose points, and does the shortcut grade like nbgrader?
 """
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -106,12 +109,60 @@ def test_score_lines_and_exit_code():
 
 
 # ----------------------------------------------------------------------------- kernel runs (slow)
+#: run in a subprocess: build the assignment in a throw-away course, write the submission holding
+#: the chosen mutants (JSON {function: source}), autograde it with nbgrader
+_END_TO_END = """
+import json, shutil, sys
+import nbformat
+from course_utils import nbgrading as g
+course, assignment, student, chosen = sys.argv[1], sys.argv[2], sys.argv[3], json.load(open(sys.argv[4]))
+g.build(course, [assignment])
+g.make_demo_submissions(course, assignment)
+submission = f"{course}/submitted/{student}/{assignment}"
+shutil.copytree(f"{course}/submitted/{g.REFERENCE}/{assignment}", submission)
+path = f"{submission}/{assignment}.ipynb"
+notebook = nbformat.read(path, as_version=4)
+for cell in notebook.cells:
+    if g.is_solution_cell(cell) and cell.metadata.nbgrader["grade_id"] in chosen:
+        cell.source = chosen[cell.metadata.nbgrader["grade_id"]]
+nbformat.write(notebook, path)
+print(g.autograde(course, assignment, students=[student]))
+"""
+
+
+def _first_mutants(assignment: str) -> dict[str, tuple[str, str]]:
+    """The end-to-end submission's mutants: the first of the catalog for every graded function."""
+    return {function: next(iter(mutants.items()))
+            for function, mutants in mutation.load_catalog(assignment).items()}
+
+
 @pytest.fixture(scope="module", params=ASSIGNMENTS)
-def session(request, course_data):
-    """One GradingSession per assignment (kernel + reference run), shared by the tests below."""
-    with mutation.GradingSession(request.param) as s:
-        s.results = {}
-        yield s
+def session(request, course_data, tmp_path_factory):
+    """One GradingSession per assignment (kernel + reference run), shared by the tests below.
+
+    The end-to-end nbgrader autograde of the mutant submission starts first, in a subprocess,
+    so that it runs on the second core while the shortcut grades the catalog; the end-to-end
+    test waits for it.
+    """
+    assignment = request.param
+    root = tmp_path_factory.mktemp(f"e2e-{assignment}")
+    course = new_course(root / "course")
+    shutil.copytree(REPO_DIR / "source" / assignment, course / "source" / assignment)
+    chosen = _first_mutants(assignment)
+    (root / "chosen.json").write_text(json.dumps({f: code for f, (_, code) in chosen.items()}))
+    log = open(root / "autograde.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-c", _END_TO_END, str(course), assignment, STUDENT,
+                             str(root / "chosen.json")], stdout=log, stderr=subprocess.STDOUT, cwd=course)
+    try:
+        with mutation.GradingSession(assignment) as s:
+            s.results = {}
+            s.end_to_end = (course, chosen, proc, log)
+            yield s
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
 
 
 @pytest.mark.slow
@@ -157,26 +208,15 @@ def _dependencies(session, function) -> set[str]:
 
 
 @pytest.mark.slow
-def test_nbgrader_gives_the_shortcuts_verdicts(session, tmp_path):
+def test_nbgrader_gives_the_shortcuts_verdicts(session):
     """Autograde (real nbgrader) a submission holding one mutant per graded function: is every
     grade cell's score the shortcut's, on the same cells, hidden tests included?"""
     assignment = session.assignment
-    catalog = mutation.load_catalog(assignment)
-    chosen = {f: next(iter(catalog[f].items())) for f in session.functions}   # first mutant of each
-
-    course = new_course(tmp_path / "course")
-    shutil.copytree(REPO_DIR / "source" / assignment, course / "source" / assignment)
-    nbgrading.build(course, [assignment])
-    nbgrading.make_demo_submissions(course, assignment)
-    submission = course / "submitted" / STUDENT / assignment
-    shutil.copytree(course / "submitted" / nbgrading.REFERENCE / assignment, submission)
-    path = submission / f"{assignment}.ipynb"
-    notebook = nbformat.read(path, as_version=4)
-    for cell in notebook.cells:
-        if nbgrading.is_solution_cell(cell) and mutation.grade_id(cell) in chosen:
-            cell.source = chosen[mutation.grade_id(cell)][1]
-    nbformat.write(notebook, path)
-    nbgrading.autograde(course, assignment, students=[STUDENT])
+    course, chosen, proc, log = session.end_to_end
+    assert set(chosen) == set(session.functions)
+    returncode = proc.wait(timeout=1800)
+    log.seek(0)
+    assert returncode == 0, f"building/autograding the mutant submission of {assignment} failed:\n{log.read()[-6000:]}"
     by_nbgrader = {c.grade_id: c for c in nbgrading.cell_scores(course, assignment, STUDENT)}
 
     # nbgrader ran the grade cells the shortcut runs: same ids, same sources (hidden tests in)
