@@ -567,7 +567,6 @@ class ClassGrading:
             close_workers()
         self.wall_seconds = time.perf_counter() - start
         self.results.sort(key=lambda r: r["student"])
-        self.write_outputs()
         if not self.keep_work:
             shutil.rmtree(self.work_dir, ignore_errors=True)
         counts = {s: sum(r["status"] == s for r in self.results) for s in (OK, TIMEOUT, ERROR)}
@@ -627,38 +626,47 @@ class ClassGrading:
             if self.feedback and feedback.is_dir():
                 _replace_tree(feedback, self.out / "feedback" / student / self.assignment)
             if self.merge:
-                merge_into_gradebook(self.course_dir, self.assignment, result)
-                _replace_tree(work / "autograded" / student / self.assignment,
-                              self.course_dir / "autograded" / student / self.assignment)
-                if self.feedback and feedback.is_dir():
-                    _replace_tree(feedback, self.course_dir / "feedback" / student / self.assignment)
+                try:
+                    merge_into_gradebook(self.course_dir, self.assignment, result)
+                    _replace_tree(work / "autograded" / student / self.assignment,
+                                  self.course_dir / "autograded" / student / self.assignment)
+                    if self.feedback and feedback.is_dir():
+                        _replace_tree(feedback,
+                                      self.course_dir / "feedback" / student / self.assignment)
+                except Exception as exc:   # noqa: BLE001 -- e.g. gradebook locked: keep going
+                    result.update(status=ERROR, reason=(
+                        f"graded ({result['score']:g}/{result['max_score']:g}) but not stored "
+                        f"in {self.course_dir}: {type(exc).__name__}: {exc}; re-run "
+                        f"`course grade` for this student")[:300])
         self.results.append(result)
+        self.write_outputs()             # after each submission: an interrupted run keeps them
 
     def write_outputs(self) -> None:
+        rows = sorted(self.results, key=lambda r: r["student"])
         with open(self.out / "grades.csv", "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
             writer.writeheader()
-            for r in self.results:
+            for r in rows:
                 writer.writerow({k: ("" if r.get(k) is None else r[k]) for k in CSV_FIELDS})
         summary = [dict({k: r.get(k) for k in CSV_FIELDS}, host=r.get("host"),
                         cells={f"{nb}/{gid}": g["auto_score"]
                                for nb, n in r.get("record", {}).get("notebooks", {}).items()
                                for gid, g in n["grades"].items()})
-                   for r in self.results]
+                   for r in rows]
         (self.out / "grades.json").write_text(json.dumps(summary, indent=1))
 
 
 # ----------------------------------------------------------------------------- CLI
 def _cmd_grade(args) -> int:
-    grading = ClassGrading(
-        assignment=args.assignment,
-        submissions=args.submissions or Path(args.course_dir) / "submitted",
-        course_dir=args.course_dir, out=args.out, workers=args.workers,
-        scheduler=args.scheduler, timeout=args.timeout, feedback=not args.no_feedback,
-        merge=not args.no_merge, keep_work=args.keep_work, lms_regexp=args.lms_regexp)
     try:
+        grading = ClassGrading(
+            assignment=args.assignment,
+            submissions=args.submissions or Path(args.course_dir) / "submitted",
+            course_dir=args.course_dir, out=args.out, workers=args.workers,
+            scheduler=args.scheduler, timeout=args.timeout, feedback=not args.no_feedback,
+            merge=not args.no_merge, keep_work=args.keep_work, lms_regexp=args.lms_regexp)
         grading.run(log=lambda line: print(line, flush=True))
-    except (GradingError, FileNotFoundError) as exc:
+    except (GradingError, FileNotFoundError, ValueError) as exc:
         print(f"course grade: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -179,6 +179,8 @@ def test_cli_reports_a_folder_without_submissions(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert f"no submission of {ASSIGNMENT}" in err and "submitted/ layout" in err
+    assert main(["grade", ASSIGNMENT, "--submissions", str(tmp_path), "--workers", "0"]) == 2
+    assert "--workers must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_unreachable_scheduler_says_how_to_start_one(tmp_path):
@@ -187,3 +189,12 @@ def test_unreachable_scheduler_says_how_to_start_one(tmp_path):
     with pytest.raises(nbgrading.GradingError, match="cannot reach the Dask scheduler "
                                                      r"tcp://127.0.0.1:9 .*dask scheduler"):
         list(run._execute([]))
+
+
+def test_assignment_unknown_to_the_gradebook_says_to_generate_it(course_dir, tmp_path):
+    import shutil
+
+    shutil.copytree(REPO_DIR / "source" / ASSIGNMENT, course_dir / "source" / ASSIGNMENT)
+    with pytest.raises(nbgrading.GradingError,
+                       match=f"does not know {ASSIGNMENT}: run `nbgrader generate_assignment"):
+        grading.prepare_template(course_dir, ASSIGNMENT, tmp_path / "template")
