@@ -198,3 +198,20 @@ def test_assignment_unknown_to_the_gradebook_says_to_generate_it(course_dir, tmp
     with pytest.raises(nbgrading.GradingError,
                        match=f"does not know {ASSIGNMENT}: run `nbgrader generate_assignment"):
         grading.prepare_template(course_dir, ASSIGNMENT, tmp_path / "template")
+
+
+def test_a_failed_merge_is_an_error_row_and_the_run_goes_on(tmp_path, monkeypatch):
+    import sqlite3
+
+    def locked(*args, **kwargs):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(grading, "merge_into_gradebook", locked)
+    run = grading.ClassGrading(ASSIGNMENT, tmp_path, out=tmp_path / "out", feedback=False)
+    (tmp_path / "out").mkdir()
+    run._finish(dict(student="x", status="ok", score=5.0, max_score=10.0, reason="",
+                     seconds=1.0, peak_rss_mb=1.0, work=str(tmp_path / "work")))
+    rows = read_csv(tmp_path / "out" / "grades.csv")
+    assert rows["x"]["status"] == "error"
+    assert rows["x"]["reason"].startswith("graded (5/10) but not stored in ")
+    assert "OperationalError: database is locked" in rows["x"]["reason"]
