@@ -239,6 +239,75 @@ def export(run_dir: Path, out: Path) -> Path:
     return path
 
 
+def _cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    import platform
+    return platform.processor() or platform.machine()
+
+
+def training_summary(run_dir: Path) -> str:
+    """Markdown summary of RUN (state.json + log.csv) for the model card's training section."""
+    import os
+
+    import pandas as pd
+
+    state = _read_state(run_dir)
+    log_path = run_dir / "log.csv"
+    if not state or not log_path.is_file():
+        raise FileNotFoundError(f"{run_dir} has no state.json/log.csv: train first (`course train --run {run_dir}`)")
+    log = pd.read_csv(log_path).drop_duplicates("epoch", keep="last").sort_values("epoch")
+    epochs = int(state["epoch"])
+    images_seen = epochs * int(state["steps_per_epoch"]) * int(state["batch_size"])
+    corpus = Path(state.get("data", ""))
+    gen_file = corpus / "pretrain" / "generation.json"
+    generation = json.loads(gen_file.read_text()) if gen_file.is_file() else {}
+    lr_history = state.get("lr_history", [[0, state.get("lr")]])
+    schedule = ", ".join(f"{lr:g} from epoch {start + 1}" for start, lr in lr_history)
+    best = log[log["epoch"] == int(state["best_epoch"]) - 1]
+    per_finding = ""
+    if len(best):
+        row = best.iloc[0]
+        cols = sorted((c for c in log.columns if c.startswith("val_auroc_")), key=lambda c: -row[c] if row[c] == row[c] else 1)
+        per_finding = ", ".join(f"{c[len('val_auroc_'):]} {row[c]:.3f}" if row[c] == row[c]
+                                else f"{c[len('val_auroc_'):]} n/a (no positive)" for c in cols)
+    hours = log["epoch_seconds"].sum() / 3600
+    lines = [
+        f"- Corpus: `{corpus.name}/pretrain` from `{generation.get('generator', 'course_utils.synth')}` "
+        f"{generation.get('version', '?')}, seed {generation.get('seed', '?')}, {generation.get('size', '?')} px PNGs; "
+        f"{state['n_train']:,} training / {state['n_valid']:,} validation images (patient-disjoint); "
+        f"validation AUROC measured on the first {state['n_valid']:,}.",
+        f"- Input {state['input_size']} px throughout (see *Why 128 px* below); batch {state['batch_size']}, "
+        f"{state['steps_per_epoch']} steps per epoch, {epochs} epochs = {images_seen:,} training images seen "
+        f"(about {images_seen / max(int(state['n_train']), 1):.1f} passes over the corpus); augmentation: shift, "
+        f"zoom, brightness and contrast, no flip (`course_utils.pipeline.augment_gray`); "
+        f"class-weighted binary cross-entropy; Adam, learning rate {schedule}.",
+        f"- From random initialisation (no ImageNet weights exist offline). Best epoch by validation mean "
+        f"AUROC: {state['best_epoch']} ({state['best_val_mean_auroc']:.3f}); shipped as float16.",
+        f"- Validation AUROC per finding at that epoch: {per_finding}.",
+        f"- Wall time: {hours:.1f} h summed over epochs (validation passes included) on {os.cpu_count()} CPU cores "
+        f"({_cpu_model()}; TensorFlow CPU build, no GPU). The sum also counts time in which the job was paused or "
+        f"shared the cores with other work, so it overstates the cost on an idle machine.",
+        f"- Curves: `python -m course_utils train --run {run_dir}` writes `{run_dir}/curves.png`; "
+        f"`docs/model_training_curves.png` is the copy for this checkpoint.",
+    ]
+    return "\n".join(lines)
+
+
+def write_training_section(run_dir: Path, card: Path) -> None:
+    """Replace the <!-- training --> block of the model card with training_summary(run_dir)."""
+    import re
+
+    text = card.read_text()
+    if "<!-- training -->" not in text or "<!-- /training -->" not in text:
+        raise ValueError(f"{card} has no <!-- training --> ... <!-- /training --> block to fill")
+    block = f"<!-- training -->\n{training_summary(run_dir)}\n<!-- /training -->"
+    card.write_text(re.sub(r"<!-- training -->.*?<!-- /training -->", lambda m: block, text, flags=re.S))
+
+
 def register(subparsers) -> None:
     from .models import COURSE_WEIGHTS_FILE, DEFAULT_INPUT_SIZE
 
@@ -259,12 +328,25 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--export", type=Path, nargs="?", const=COURSE_WEIGHTS_FILE, default=None,
                    help=f"only export the run's best weights (default path {COURSE_WEIGHTS_FILE})")
+    p.add_argument("--write-card", type=Path, nargs="?", const=paths.REPO_DIR / "MODEL_CARD.md", default=None,
+                   help="with --export: also fill the model card's training section from the run and copy "
+                        "its curves to docs/model_training_curves.png")
     p.set_defaults(func=_main)
 
 
 def _main(args) -> int:
+    if args.write_card is not None and args.export is None:
+        raise SystemExit("--write-card goes with --export (the card describes the exported checkpoint)")
     if args.export is not None:
         export(args.run, args.export)
+        if args.write_card is not None:
+            import shutil
+
+            write_training_section(args.run, args.write_card)
+            curves = plot_run(args.run)
+            if curves is not None:
+                shutil.copyfile(curves, paths.REPO_DIR / "docs" / "model_training_curves.png")
+            print(f"wrote the training section of {args.write_card}")
         return 0
     train(paths.data_dir(args.data), args.run, args.epochs, args.steps_per_epoch, args.batch_size,
           args.lr, args.input_size, args.val_limit, None if args.init == "random" else args.init,
