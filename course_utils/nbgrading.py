@@ -45,6 +45,8 @@ DEMO_STUDENTS: tuple[str, ...] = (REFERENCE, BLANK)
 #: nbgrader's solution delimiters (ClearSolutions.begin/end_solution_delimeter):
 #: a line *containing* one of them is a marker line.
 SOLUTION_DELIMITERS: tuple[str, ...] = ("BEGIN SOLUTION", "END SOLUTION")
+#: nbgrader's hidden-test delimiters (ClearHiddenTests.begin/end_test_delimeter), matched the same way.
+HIDDEN_TEST_DELIMITERS: tuple[str, ...] = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 
 
 class GradingError(RuntimeError):
@@ -158,6 +160,25 @@ def build(course_dir: str | os.PathLike = REPO_DIR,
 
 
 # ----------------------------------------------------------------------------- demo submissions
+def split_region(source: str, delimiters: tuple[str, str]) -> tuple[list[str], list[str]]:
+    """(lines outside, lines inside) the regions between ``delimiters``; marker lines dropped."""
+    begin, end = delimiters
+    outside, inside, inner = [], [], False
+    for line in source.splitlines():
+        if begin in line:
+            inner = True
+        elif end in line:
+            inner = False
+        else:
+            (inside if inner else outside).append(line)
+    return outside, inside
+
+
+def visible_tests(source: str) -> str:
+    """A test cell as the student sees it: the hidden-test block removed."""
+    return "\n".join(split_region(source, HIDDEN_TEST_DELIMITERS)[0])
+
+
 def strip_solution_markers(source: str) -> str:
     """The solution code of a source cell: every line containing a delimiter removed."""
     return "\n".join(line for line in source.splitlines()

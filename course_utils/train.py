@@ -153,8 +153,8 @@ def train(data: Path, run_dir: Path, epochs: int, steps_per_epoch: int, batch_si
     run_dir.mkdir(parents=True, exist_ok=True)
     state = _read_state(run_dir)
 
-    if lr is None:
-        lr = None if last_exists(run_dir) else 1e-3
+    if lr is None and not last_exists(run_dir):
+        lr = 1e-3                                     # new run; a resumed run keeps its optimizer's rate
     if "mean" not in state:
         mean, std = compute_normalization(train_df, image_dir, sample_size=1000, seed=seed)
         _write_state(run_dir, mean=float(mean), std=float(std), input_size=input_size,

@@ -20,7 +20,6 @@ from course_utils.mutation import load_catalog
 from course_utils.paths import REPO_DIR
 
 NOTEBOOK = REPO_DIR / "source" / "chest_xray_diagnosis" / "chest_xray_diagnosis.ipynb"
-HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 
 #: graded function -> reference solutions it needs in the namespace besides its own
 NEEDS = {"build_model": ["get_weighted_loss"]}
@@ -51,19 +50,6 @@ def _cells():
     if _CELLS is None:
         _CELLS = nbformat.read(NOTEBOOK, as_version=4).cells
     return _CELLS
-
-
-def _visible(source: str) -> str:
-    """A test cell as the student sees it (hidden block removed)."""
-    out, hidden = [], False
-    for line in source.splitlines():
-        if HIDDEN_BEGIN in line:
-            hidden = True
-        elif HIDDEN_END in line:
-            hidden = False
-        elif not hidden:
-            out.append(line)
-    return "\n".join(out)
 
 
 #: the ungraded cells the test cells rely on, recognised by what they define
@@ -109,7 +95,7 @@ def _failures(ns: dict, function: str, visible_only: bool = False) -> list[str]:
     failures = []
     for source in _test_cells(function):
         try:
-            _run(dict(ns), _visible(source) if visible_only else source)
+            _run(dict(ns), nbgrading.visible_tests(source) if visible_only else source)
         except AssertionError as exc:
             failures.append(str(exc))
         except Exception as exc:   # a wrong version may crash inside the test (KeyError, TypeError, ...)

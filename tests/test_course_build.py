@@ -19,8 +19,8 @@ from conftest import ASSIGNMENTS, add_assignment, fixture_file
 from course_utils import nbgrading
 from course_utils.paths import REPO_DIR
 
-SOLUTION = ("BEGIN SOLUTION", "END SOLUTION")
-HIDDEN = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+SOLUTION = nbgrading.SOLUTION_DELIMITERS
+HIDDEN = nbgrading.HIDDEN_TEST_DELIMITERS
 MARKERS = SOLUTION + HIDDEN
 
 per_assignment = pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -33,20 +33,6 @@ def read(path: Path):
 
 def notebooks(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.ipynb"))
-
-
-def split_region(source: str, delimiters: tuple[str, str]) -> tuple[list[str], list[str]]:
-    """(lines outside, lines inside) the delimited regions; marker lines dropped."""
-    begin, end = delimiters
-    outside, inside, inner = [], [], False
-    for line in source.splitlines():
-        if begin in line:
-            inner = True
-        elif end in line:
-            inner = False
-        else:
-            (inside if inner else outside).append(line)
-    return outside, inside
 
 
 def count_test_statements(code: str, where: str) -> int:
@@ -72,8 +58,8 @@ def secret_lines(source_nb) -> tuple[set[str], set[str]]:
     """
     solution, hidden, public = set(), set(), set()
     for cell in source_nb.cells:
-        outside, in_solution = split_region(cell.source, SOLUTION)
-        public_part, in_hidden = split_region("\n".join(outside), HIDDEN)
+        outside, in_solution = nbgrading.split_region(cell.source, SOLUTION)
+        public_part, in_hidden = nbgrading.split_region("\n".join(outside), HIDDEN)
         solution.update(l.strip() for l in in_solution)
         hidden.update(l.strip() for l in in_hidden)
         public.update(l.strip() for l in public_part)
@@ -163,7 +149,7 @@ def test_every_grade_cell_has_visible_and_hidden_tests(assignment):
             if not nbgrading.is_grade_cell(cell):
                 continue
             grade_id = cell.metadata.nbgrader["grade_id"]
-            visible, hidden = split_region(cell.source, HIDDEN)
+            visible, hidden = nbgrading.split_region(cell.source, HIDDEN)
             assert count_test_statements(visible, grade_id) >= 1, f"{grade_id}: no visible test"
             assert count_test_statements(hidden, grade_id) >= 1, f"{grade_id}: no hidden test"
 
@@ -173,7 +159,7 @@ def test_test_statement_counter_is_not_fooled():
     assert count_test_statements("x = 1\n# check_close(x, 1)\nprint('assert')", "t") == 0
     assert count_test_statements("assert x == 1\ncheck_close(x, 1, 'x')\nnp.testing.assert_allclose(x, 1)",
                            "t") == 3
-    visible, hidden = split_region("a()\n### BEGIN HIDDEN TESTS\nassert b\n### END HIDDEN TESTS",
+    visible, hidden = nbgrading.split_region("a()\n### BEGIN HIDDEN TESTS\nassert b\n### END HIDDEN TESTS",
                                    HIDDEN)
     assert visible == ["a()"] and hidden == ["assert b"]
 

@@ -19,7 +19,6 @@ from course_utils.mutation import load_catalog
 from course_utils.paths import REPO_DIR
 
 NOTEBOOK = REPO_DIR / "source" / "lab_counting_labels" / "lab_counting_labels.ipynb"
-HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 
 #: the wrong versions, from the one catalog course_utils.mutation grades (tests/mutants/)
 MUTANTS = load_catalog("lab_counting_labels")
@@ -27,19 +26,6 @@ MUTANTS = load_catalog("lab_counting_labels")
 
 def _cells():
     return nbformat.read(NOTEBOOK, as_version=4).cells
-
-
-def _visible(source: str) -> str:
-    """A test cell as the student sees it (hidden block removed)."""
-    out, hidden = [], False
-    for line in source.splitlines():
-        if HIDDEN_BEGIN in line:
-            hidden = True
-        elif HIDDEN_END in line:
-            hidden = False
-        elif not hidden:
-            out.append(line)
-    return "\n".join(out)
 
 
 def _setup_namespace() -> dict:
@@ -110,7 +96,7 @@ def test_most_mutants_pass_the_visible_tests_alone(base_namespace):
             _run(ns, textwrap.dedent(code))
             try:
                 for source in _test_cells(function):
-                    _run(dict(ns), _visible(source))
+                    _run(dict(ns), nbgrading.visible_tests(source))
             except (AssertionError, TypeError, ValueError):
                 continue
             escaped.append(f"{function}/{name}")
