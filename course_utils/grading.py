@@ -55,8 +55,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .nbgrading import (GradingError, _checked, ensure_venv_on_path, load_config, make_api,
-                        new_course, quiet_gradebook)
+from .nbgrading import (GradingError, _checked, autograde_one, ensure_venv_on_path,
+                        load_config, make_api, new_course, quiet_gradebook)
 from .paths import REPO_DIR
 
 #: Columns of grades.csv, in order.
@@ -370,9 +370,8 @@ def _task_main(spec_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text())
     work, assignment, student = Path(spec["work"]), spec["assignment"], spec["student"]
     api = make_api(work)
+    autograde_one(api, assignment, student)
     with quiet_gradebook():
-        _checked(api.autograde(assignment, student, force=True, create=True),
-                 f"autograde {assignment} for {student}")
         if spec.get("feedback", True):
             _checked(api.generate_feedback(assignment, student, force=True),
                      f"generate_feedback {assignment} for {student}")

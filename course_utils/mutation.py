@@ -50,6 +50,7 @@ import importlib.util
 import os
 import re
 import shutil
+import sys
 import tempfile
 import textwrap
 import time
@@ -343,7 +344,7 @@ class GradingSession:
             resources={"metadata": {"path": str(workdir / self.assignment)}})
         try:
             with _setenv(NBGRADER_EXECUTION="autograde"):
-                self._stack.enter_context(self._client.setup_kernel())
+                self._start_kernel()
             self._run_reference()
         except BaseException:
             self._stack.close()
@@ -352,6 +353,21 @@ class GradingSession:
 
     def __exit__(self, *exc) -> None:
         self._stack.close()
+
+    def _start_kernel(self) -> None:
+        """Start the kernel, again when it died before its first reply (the port race of
+        kernels started at the same moment, see ``nbgrading.KERNEL_START_FAILURE``)."""
+        for attempt in range(1, nbgrading.KERNEL_START_ATTEMPTS + 1):
+            try:
+                self._stack.enter_context(self._client.setup_kernel())
+                return
+            except RuntimeError as exc:
+                if (nbgrading.KERNEL_START_FAILURE not in str(exc)
+                        or attempt == nbgrading.KERNEL_START_ATTEMPTS):
+                    raise
+                print(f"mutation: the {self.assignment} kernel died while starting "
+                      f"(attempt {attempt}): trying again", file=sys.stderr, flush=True)
+                time.sleep(0.5 * attempt)
 
     def _execute(self, source: str, metadata=None):
         cell = nbformat.v4.new_code_cell(source)

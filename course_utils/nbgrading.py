@@ -266,6 +266,41 @@ def make_demo_submissions(course_dir: str | os.PathLike, assignment: str) -> dic
             for student in DEMO_STUDENTS}
 
 
+#: What nbgrader logs when the notebook's kernel died while starting, before it ran any
+#: cell of the submission.  Seen when several gradings start kernels at once: jupyter_client
+#: picks free TCP ports and closes them before the kernel binds them, so two kernels
+#: started in the same instant can be given the same port ("ZMQError: Address already in
+#: use" in the kernel's own output).  Not the submission's fault: worth another try.
+KERNEL_START_FAILURE = "Kernel died before replying to kernel_info"
+#: How often :func:`autograde_one` tries a submission whose kernel failed to start.
+KERNEL_START_ATTEMPTS = 3
+
+
+def autograde_one(api, assignment: str, student: str, log=None) -> dict:
+    """``api.autograde(assignment, student, force=True, create=True)``, checked.
+
+    When the kernel died before it ran any cell (:data:`KERNEL_START_FAILURE`), the whole
+    autograde is repeated, up to :data:`KERNEL_START_ATTEMPTS` times in all, each retry
+    reported through ``log`` (default: stderr).  Any other failure raises
+    :class:`GradingError` at once.
+    """
+    what = f"autograde {assignment} for {student}"
+    attempt = 1
+    while True:
+        with quiet_gradebook():
+            result = api.autograde(assignment, student, force=True, create=True)
+        failed_to_start = (not result.get("success")
+                           and KERNEL_START_FAILURE in str(result.get("log", "")))
+        if not failed_to_start or attempt == KERNEL_START_ATTEMPTS:
+            return _checked(result, what if attempt == 1 else f"{what} (attempt {attempt})")
+        message = (f"{what}: the kernel died while starting (attempt {attempt} of "
+                   f"{KERNEL_START_ATTEMPTS}; usually a port taken by a kernel started at "
+                   f"the same moment): trying again")
+        (log or (lambda line: print(line, file=sys.stderr, flush=True)))(message)
+        time.sleep(0.5 * attempt)
+        attempt += 1
+
+
 def autograde(course_dir: str | os.PathLike, assignment: str, students=DEMO_STUDENTS,
               api=None) -> dict[str, float]:
     """Autograde the submissions of ``students``; return the wall time of each (seconds)."""
@@ -273,9 +308,7 @@ def autograde(course_dir: str | os.PathLike, assignment: str, students=DEMO_STUD
     times = {}
     for student in students:
         start = time.perf_counter()
-        with quiet_gradebook():
-            _checked(api.autograde(assignment, student, force=True, create=True),
-                     f"autograde {assignment} for {student}")
+        autograde_one(api, assignment, student)
         times[student] = time.perf_counter() - start
     return times
 

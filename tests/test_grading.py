@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -161,13 +162,72 @@ def test_dask_cluster_grades_an_lms_download_with_identical_scores(graded, tmp_p
     dask = read_csv(tmp_path / "out" / "grades.csv")
     assert set(dask) == {"reference", "blank"}
     for student in dask:
-        assert dask[student]["status"] == "ok", dask[student]
+        assert dask[student]["status"] == "ok", f"{student}: {dask[student]['reason']}"
         assert (dask[student]["score"], dask[student]["max_score"]) == \
             (local[student]["score"], local[student]["max_score"])
     local_cells = {r["student"]: r["cells"] for r in json.loads((graded["out"] / "grades.json").read_text())}
     assert {r["student"]: r["record"]["notebooks"] for r in results} and all(
         {f"{nb}/{g}": v["auto_score"] for nb, n in r["record"]["notebooks"].items()
          for g, v in n["grades"].items()} == local_cells[r["student"]] for r in results)
+
+
+@pytest.fixture
+def port_taken():
+    """A TCP port on 127.0.0.1 held by this test (released by calling ``release``)."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    port = sock.getsockname()[1]
+    yield dict(port=port, release=sock.close)
+    sock.close()
+
+
+def kernel_on_port(course: Path, port: int):
+    """An NbGraderAPI whose kernels must bind their shell socket to ``port`` (what two
+    kernels started at the same moment can end up doing: jupyter_client's port race)."""
+    from nbgrader.apps import NbGraderAPI
+
+    config = nbgrading.load_config(course)
+    config.KernelManager.cache_ports = False
+    config.KernelManager.shell_port = port
+    nbgrading.ensure_venv_on_path()
+    return NbGraderAPI(config=config)
+
+
+@pytest.mark.parametrize("freed_after", [1, None])
+def test_a_kernel_that_dies_while_starting_is_retried(graded, tmp_path, port_taken, freed_after):
+    """The kernel cannot bind its port ("Address already in use"): autograde_one tries the
+    submission again; once the port is free it grades it in full, and if it never is, it
+    stops after KERNEL_START_ATTEMPTS with nbgrader's message.  Any other failure is not
+    retried (the broken submission of the ``graded`` run failed once: one attempt)."""
+    course = tmp_path / "course"
+    shutil.copytree(graded["course"], course)
+    shutil.copytree(graded["subs"] / "reference", course / "submitted" / "reference")
+    api = kernel_on_port(course, port_taken["port"])
+    retries = []
+
+    def log(line):
+        retries.append(line)
+        if len(retries) == freed_after:
+            port_taken["release"]()
+
+    if freed_after:
+        nbgrading.autograde_one(api, ASSIGNMENT, "reference", log=log)
+        scores = nbgrading.cell_scores(course, ASSIGNMENT, "reference")
+        assert scores and all(c.score == c.max_score for c in scores)
+        assert len(retries) == freed_after
+    else:
+        with pytest.raises(nbgrading.GradingError) as err:
+            nbgrading.autograde_one(api, ASSIGNMENT, "reference", log=log)
+        message = str(err.value)
+        assert f"(attempt {nbgrading.KERNEL_START_ATTEMPTS})" in message
+        assert nbgrading.KERNEL_START_FAILURE in message
+        assert len(retries) == nbgrading.KERNEL_START_ATTEMPTS - 1
+    assert all("the kernel died while starting" in line for line in retries)
+    broken_log = (graded["out"] / "logs" / "broken.log").read_text()
+    assert "the kernel died while starting" not in broken_log
 
 
 def test_cli_reports_a_folder_without_submissions(tmp_path, capsys):
