@@ -72,8 +72,6 @@ TRIVIAL_ERRORS = frozenset({"NameError", "UnboundLocalError", "SyntaxError", "In
                             "TabError", "ImportError", "ModuleNotFoundError"})
 
 CAUGHT, SURVIVED, INVALID = "caught", "survived", "invalid"
-#: nbgrader's hidden-test delimiter (ClearHiddenTests); the grade cells run here keep those blocks
-HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
 
 
 class MutationError(RuntimeError):

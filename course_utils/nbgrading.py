@@ -41,6 +41,10 @@ from .paths import REPO_DIR
 #: The two demo submissions made for every assignment.
 REFERENCE, BLANK = "reference", "blank"
 DEMO_STUDENTS: tuple[str, ...] = (REFERENCE, BLANK)
+#: (first name, last name) of the demo students in the gradebook: Formgrader lists
+#: students as "last, first" (and "None, None" without names).
+DEMO_NAMES: dict[str, tuple[str, str]] = {REFERENCE: ("Demo", "Reference solution"),
+                                          BLANK: ("Demo", "Untouched release")}
 
 #: nbgrader's solution delimiters (ClearSolutions.begin/end_solution_delimeter):
 #: a line *containing* one of them is a marker line.
@@ -304,12 +308,21 @@ def autograde_one(api, assignment: str, student: str, log=None) -> dict:
 def autograde(course_dir: str | os.PathLike, assignment: str, students=DEMO_STUDENTS,
               api=None) -> dict[str, float]:
     """Autograde the submissions of ``students``; return the wall time of each (seconds)."""
+    from nbgrader.api import Gradebook
+    from nbgrader.coursedir import CourseDirectory
+
     api = api or make_api(course_dir)
     times = {}
     for student in students:
         start = time.perf_counter()
         autograde_one(api, assignment, student)
         times[student] = time.perf_counter() - start
+    named = [s for s in students if s in DEMO_NAMES]
+    if named:
+        with quiet_gradebook(), Gradebook(CourseDirectory(config=load_config(course_dir)).db_url) as gb:
+            for student in named:
+                first, last = DEMO_NAMES[student]
+                gb.update_or_create_student(student, first_name=first, last_name=last)
     return times
 
 

@@ -546,13 +546,15 @@ def test_instructor_formgrader(formgrader_course, lab_server, browser, screensho
             got = {}
             for row in d.find_elements(By.CSS_SELECTOR, "table tbody tr"):
                 student = row.find_elements(By.CSS_SELECTOR, ".student-id")
+                name = row.find_elements(By.CSS_SELECTOR, ".student-name")
                 score = row.find_elements(By.CSS_SELECTOR, ".score")
-                if student and score and score[0].text.strip():
-                    got[student[0].text.strip()] = score[0].text.strip()
+                if student and name and score and score[0].text.strip():
+                    got[student[0].text.strip()] = (name[0].text.strip(), score[0].text.strip())
             return got if len(got) == len(nbgrading.DEMO_STUDENTS) else None
 
         got = wait_for(browser, score_rows, 60, f"no scores for the submissions of {assignment}")
-        want = {s: f"{fmt_score(expected[assignment, s][0])} / {fmt_score(expected[assignment, s][1])}"
+        want = {s: (", ".join(reversed(nbgrading.DEMO_NAMES[s])),
+                    f"{fmt_score(expected[assignment, s][0])} / {fmt_score(expected[assignment, s][1])}")
                 for s in nbgrading.DEMO_STUDENTS}
         assert got == want, assignment
         browser.switch_to.default_content()

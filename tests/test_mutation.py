@@ -227,7 +227,7 @@ def test_nbgrader_gives_the_shortcuts_verdicts(session):
     ours = {mutation.grade_id(c): c.source for c in session.notebook.cells
             if c.cell_type == "code" and nbgrading.is_grade_cell(c)}
     assert ran == ours, f"{assignment}: the grade cells nbgrader restored differ from the shortcut's"
-    assert any(mutation.HIDDEN_BEGIN in s for s in ours.values()), "no hidden tests in the grade cells"
+    assert any(nbgrading.HIDDEN_TEST_DELIMITERS[0] in s for s in ours.values()), "no hidden tests in the grade cells"
 
     # the same submission through the shortcut: every grade cell's score is nbgrader's
     shortcut = session.run_submission({f: code for f, (_, code) in chosen.items()})
