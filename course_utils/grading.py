@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .nbgrading import (GradingError, _checked, autograde_one, ensure_venv_on_path,
-                        load_config, make_api, new_course, quiet_gradebook)
+                        gradebook_url, make_api, new_course, quiet_gradebook)
 from .paths import REPO_DIR
 
 #: Columns of grades.csv, in order.
@@ -309,13 +309,12 @@ def prepare_template(course_dir: str | os.PathLike, assignment: str,
     after ``generate_assignment`` and merged grades would not match.
     """
     from nbgrader.api import Gradebook, MissingEntry
-    from nbgrader.coursedir import CourseDirectory
 
     course_dir, template = Path(course_dir).resolve(), Path(template).resolve()
     if not (course_dir / "source" / assignment).is_dir():
         raise GradingError(f"{course_dir}/source/{assignment} does not exist: "
                            f"not an assignment of this course")
-    instructor_db = CourseDirectory(config=load_config(course_dir)).db_url
+    instructor_db = gradebook_url(course_dir)
     with quiet_gradebook(), Gradebook(instructor_db) as gb:
         try:
             expected = _grade_cells(gb, assignment)
@@ -333,7 +332,7 @@ def prepare_template(course_dir: str | os.PathLike, assignment: str,
         _checked(api.generate_assignment(assignment, force=True, create=True),
                  f"generate_assignment {assignment} (grading template)")
     shutil.rmtree(template / "release", ignore_errors=True)
-    template_db = CourseDirectory(config=load_config(template)).db_url
+    template_db = gradebook_url(template)
     with quiet_gradebook(), Gradebook(template_db) as gb:
         got = _grade_cells(gb, assignment)
         gb.update_or_create_assignment(assignment, duedate=duedate)
@@ -348,9 +347,8 @@ def prepare_template(course_dir: str | os.PathLike, assignment: str,
 def _submission_record(course_dir: Path, assignment: str, student: str) -> dict:
     """What autograde stored for one submission, as plain JSON."""
     from nbgrader.api import Gradebook
-    from nbgrader.coursedir import CourseDirectory
 
-    db = CourseDirectory(config=load_config(course_dir)).db_url
+    db = gradebook_url(course_dir)
     with quiet_gradebook(), Gradebook(db) as gb:
         sub = gb.find_submission(assignment, student)
         notebooks = {}
@@ -470,10 +468,9 @@ def merge_into_gradebook(course_dir: str | os.PathLike, assignment: str, result:
     each comment its auto comment.  Manual scores are not touched.
     """
     from nbgrader.api import Gradebook
-    from nbgrader.coursedir import CourseDirectory
 
     record, student = result["record"], result["student"]
-    db = CourseDirectory(config=load_config(course_dir)).db_url
+    db = gradebook_url(course_dir)
     with quiet_gradebook(), Gradebook(db) as gb:
         gb.update_or_create_student(student)
         kwargs = {"timestamp": record["timestamp"]} if record["timestamp"] else {}

@@ -50,7 +50,6 @@ import importlib.util
 import os
 import re
 import shutil
-import sys
 import tempfile
 import textwrap
 import time
@@ -355,17 +354,9 @@ class GradingSession:
     def _start_kernel(self) -> None:
         """Start the kernel, again when it died before its first reply (the port race of
         kernels started at the same moment, see ``nbgrading.KERNEL_START_FAILURE``)."""
-        for attempt in range(1, nbgrading.KERNEL_START_ATTEMPTS + 1):
-            try:
-                self._stack.enter_context(self._client.setup_kernel())
-                return
-            except RuntimeError as exc:
-                if (nbgrading.KERNEL_START_FAILURE not in str(exc)
-                        or attempt == nbgrading.KERNEL_START_ATTEMPTS):
-                    raise
-                print(f"mutation: the {self.assignment} kernel died while starting "
-                      f"(attempt {attempt}): trying again", file=sys.stderr, flush=True)
-                time.sleep(0.5 * attempt)
+        nbgrading.retry_kernel_start(
+            lambda attempt: self._stack.enter_context(self._client.setup_kernel()),
+            f"mutation run of {self.assignment}")
 
     def _execute(self, source: str, metadata=None):
         cell = nbformat.v4.new_code_cell(source)

@@ -133,6 +133,13 @@ def load_config(course_dir: str | os.PathLike = REPO_DIR):
     return config
 
 
+def gradebook_url(course_dir: str | os.PathLike = REPO_DIR) -> str:
+    """The database URL of the course's gradebook, as nbgrader resolves it from the config."""
+    from nbgrader.coursedir import CourseDirectory
+
+    return CourseDirectory(config=load_config(course_dir)).db_url
+
+
 def make_api(course_dir: str | os.PathLike = REPO_DIR):
     """An ``NbGraderAPI`` for the course in ``course_dir``."""
     import logging
@@ -280,36 +287,42 @@ KERNEL_START_FAILURE = "Kernel died before replying to kernel_info"
 KERNEL_START_ATTEMPTS = 3
 
 
-def autograde_one(api, assignment: str, student: str, log=None) -> dict:
-    """``api.autograde(assignment, student, force=True, create=True)``, checked.
+def retry_kernel_start(call, what: str, log=None):
+    """``call(attempt)`` (attempt = 1, 2, ...), again while it raises a ``RuntimeError``
+    saying that the kernel died before it ran any cell (:data:`KERNEL_START_FAILURE`), up
+    to :data:`KERNEL_START_ATTEMPTS` times in all; each retry is reported through ``log``
+    (default: stderr).  Any other error, or the last attempt's, is raised at once."""
+    for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+        try:
+            return call(attempt)
+        except RuntimeError as exc:
+            if KERNEL_START_FAILURE not in str(exc) or attempt == KERNEL_START_ATTEMPTS:
+                raise
+        (log or (lambda line: print(line, file=sys.stderr, flush=True)))(
+            f"{what}: the kernel died while starting (attempt {attempt} of "
+            f"{KERNEL_START_ATTEMPTS}; usually a port taken by a kernel started at "
+            f"the same moment): trying again")
+        time.sleep(0.5 * attempt)
 
-    When the kernel died before it ran any cell (:data:`KERNEL_START_FAILURE`), the whole
-    autograde is repeated, up to :data:`KERNEL_START_ATTEMPTS` times in all, each retry
-    reported through ``log`` (default: stderr).  Any other failure raises
-    :class:`GradingError` at once.
-    """
+
+def autograde_one(api, assignment: str, student: str, log=None) -> dict:
+    """``api.autograde(assignment, student, force=True, create=True)``, checked, and
+    repeated when its kernel died while starting (:func:`retry_kernel_start`).  Any other
+    failure raises :class:`GradingError` at once."""
     what = f"autograde {assignment} for {student}"
-    attempt = 1
-    while True:
+
+    def once(attempt: int) -> dict:
         with quiet_gradebook():
             result = api.autograde(assignment, student, force=True, create=True)
-        failed_to_start = (not result.get("success")
-                           and KERNEL_START_FAILURE in str(result.get("log", "")))
-        if not failed_to_start or attempt == KERNEL_START_ATTEMPTS:
-            return _checked(result, what if attempt == 1 else f"{what} (attempt {attempt})")
-        message = (f"{what}: the kernel died while starting (attempt {attempt} of "
-                   f"{KERNEL_START_ATTEMPTS}; usually a port taken by a kernel started at "
-                   f"the same moment): trying again")
-        (log or (lambda line: print(line, file=sys.stderr, flush=True)))(message)
-        time.sleep(0.5 * attempt)
-        attempt += 1
+        return _checked(result, what if attempt == 1 else f"{what} (attempt {attempt})")
+
+    return retry_kernel_start(once, what, log)
 
 
 def autograde(course_dir: str | os.PathLike, assignment: str, students=DEMO_STUDENTS,
               api=None) -> dict[str, float]:
     """Autograde the submissions of ``students``; return the wall time of each (seconds)."""
     from nbgrader.api import Gradebook
-    from nbgrader.coursedir import CourseDirectory
 
     api = api or make_api(course_dir)
     times = {}
@@ -319,7 +332,7 @@ def autograde(course_dir: str | os.PathLike, assignment: str, students=DEMO_STUD
         times[student] = time.perf_counter() - start
     named = [s for s in students if s in DEMO_NAMES]
     if named:
-        with quiet_gradebook(), Gradebook(CourseDirectory(config=load_config(course_dir)).db_url) as gb:
+        with quiet_gradebook(), Gradebook(gradebook_url(course_dir)) as gb:
             for student in named:
                 first, last = DEMO_NAMES[student]
                 gb.update_or_create_student(student, first_name=first, last_name=last)

@@ -74,4 +74,4 @@ def test_evaluate_the_shipped_model(course_data, tmp_path, capsys):
 
     assert main(["evaluate", "--data", str(course_data), "--gradcam-layer", "no_such_layer"]) == 2
     err = capsys.readouterr().err
-    assert "no layer 'no_such_layer'" in err and "its default is 'relu'" in err
+    assert "no layer named 'no_such_layer'" in err and "default Grad-CAM layer would be 'relu'" in err

@@ -44,10 +44,8 @@ def read_csv(path: Path) -> dict[str, dict]:
 
 def max_points(course: Path) -> float:
     from nbgrader.api import Gradebook
-    from nbgrader.coursedir import CourseDirectory
 
-    db = CourseDirectory(config=nbgrading.load_config(course)).db_url
-    with Gradebook(db) as gb:
+    with Gradebook(nbgrading.gradebook_url(course)) as gb:
         return float(gb.find_assignment(ASSIGNMENT).max_score)
 
 
