@@ -217,12 +217,86 @@ def test_pool_and_pretrain_ids_disjoint_and_leakage_relevant(splits):
            [im.labels for p in pre["pretrain-train"][:50] for im in p.images]
 
 
+def _episodes(patients, finding):
+    """The distinct lesions (episodes) of ``finding`` in ``patients``."""
+    out = []
+    for p in patients:
+        seen = set()
+        for im in p.images:
+            les = im.lesions.get(finding)
+            if les is not None and id(les) not in seen:
+                seen.add(id(les))
+                out.append(les)
+    return out
+
+
+def test_course_splits_hold_the_calibrated_share_of_invisible_lesions(splits, capsys):
+    """Does every course split hold exactly round(f * n) invisible lesions of each finding
+    (f from SEVERITY_CALIBRATION, n its episodes), with every severity the one its own draws
+    give, while a natural, unstratified set of the same draws would not (the 420-image
+    test split had 6 of 8 Pleural_Thickening images invisible and no invisible Edema)?"""
+    from course_utils.synth import render as R
+
+    natural_off = 0
+    for name, patients in splits.items():
+        for f in CSV_LABELS:
+            eps = _episodes(patients, f)
+            f_inv = R.SEVERITY_CALIBRATION[f][0]
+            invisible = [les for les in eps if les.severity < R.VISIBLE_MIN]
+            assert len(invisible) == int(np.floor(f_inv * len(eps) + 0.5)), (name, f, len(invisible), len(eps))
+            # the invisible ones are those with the lowest u_mix, and severities follow the draws
+            if invisible and len(invisible) < len(eps):
+                assert max(les.draws[0] for les in invisible) <= min(
+                    les.draws[0] for les in eps if les.severity >= R.VISIBLE_MIN)
+            for les in eps:
+                assert les.severity == R.severity_from_draws(f, les.draws, les.severity < R.VISIBLE_MIN)
+            natural = sum(les.draws[0] < f_inv for les in eps)
+            natural_off += natural != len(invisible)
+    with capsys.disabled():
+        print(f"\nfinding x split cells whose natural invisible count differed from round(f * n): {natural_off} of 42")
+    assert natural_off >= 5
+    # stratifying keeps patients, labels and lesion geometry; a lesion persisting over
+    # follow-ups stays one lesion
+    drawn = L.generate_patients(600, seed=5)
+    strat = L.stratify_visibility(drawn)
+    assert [p.patient_id for p in strat] == [p.patient_id for p in drawn]
+    for p, q in zip(drawn, strat):
+        for a, b in zip(p.images, q.images):
+            assert a.labels == b.labels and set(a.lesions) == set(b.lesions)
+            assert all(a.lesions[f].geometry_seed == b.lesions[f].geometry_seed for f in a.lesions)
+        assert sum(len(_episodes([p], f)) for f in CSV_LABELS) == sum(len(_episodes([q], f)) for f in CSV_LABELS)
+    assert sum(les.severity != les2.severity for f in CSV_LABELS
+               for les, les2 in zip(_episodes(drawn, f), _episodes(strat, f))) > 0
+
+
+def test_pretrain_enrichment_reaches_min_positives_at_the_same_size():
+    """Does ``make_pretrain(min_positives=K)`` give every finding >= K positive images in the
+    same number of images, patient-disjoint train/valid parts, enrichment patients of at most
+    ENRICH_MAX_IMAGES images, and without K the natural corpus (Hernia far below K)?"""
+    natural = L.make_pretrain(3000)
+    enriched = L.make_pretrain(3000, min_positives=40)
+    for corpus in (natural, enriched):
+        assert sum(len(p) for v in corpus.values() for p in v) == 3000
+        assert not ({p.patient_id for p in corpus["pretrain-train"]}
+                    & {p.patient_id for p in corpus["pretrain-valid"]})
+    count = lambda c: sum((p.positives() for v in c.values() for p in v), np.zeros(len(CSV_LABELS), int))
+    hernia = CSV_LABELS.index("Hernia")
+    assert count(natural)[hernia] < 20, count(natural)[hernia]
+    assert count(enriched).min() >= 40, dict(zip(CSV_LABELS, count(enriched)))
+    added = [p for v in enriched.values() for p in v if p.enriched_for]
+    assert added and all(len(p) <= L.ENRICH_MAX_IMAGES for p in added)
+    assert {p.enriched_for for p in added} >= {"Hernia"}
+    with pytest.raises(ValueError, match="the pretraining corpus of 3000 images cannot hold 2000 positives"):
+        L.make_pretrain(3000, min_positives=2000)
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: L.generate_patients(-5), "n_images must be >= 1"),
     (lambda: L.generate_patients(0), "n_images must be >= 1"),
     (lambda: L.generate_patients(10, seed=-1), "seed must be a non-negative integer"),
     (lambda: L.make_pool(-100), "n_images must be >= 1"),
     (lambda: L.make_pretrain(-3), "pretrain size must be >= 2"),
+    (lambda: L.make_pretrain(100, min_positives=-1), "min_positives must be >= 0"),
     (lambda: L.make_course_splits(sizes={"train-small": -1}), "size of split 'train-small' must be >= 1"),
     (lambda: L.make_course_splits(min_positives={"Hernias": 5}), "unknown finding"),
     (lambda: L.make_course_splits(sizes={"tiny": 20}), "cannot hold 5 positives"),

@@ -1,7 +1,8 @@
 """``python -m course_utils data``: generate the course data.
 
     python -m course_utils data [--out DIR] [--seed N] [--size 256]
-                                [--pretrain N] [--pool N] [--workers 2]
+                                [--pretrain N [--pretrain-min-positives K]]
+                                [--pool N] [--workers 2]
     python -m course_utils data --update-manifest
 
 ``--out`` defaults to ``course_utils.paths.data_dir()`` (argument >
@@ -40,6 +41,9 @@ def register(subparsers) -> None:
                    help=f"image side in pixels, >= {D.MIN_SIZE} (default {D.DEFAULT_SIZE})")
     p.add_argument("--pretrain", type=_int, default=0, metavar="N",
                    help="also write a pretraining corpus of N images in OUT/pretrain (default 0: none)")
+    p.add_argument("--pretrain-min-positives", type=_int, default=0, metavar="K",
+                   help="enrich the pretraining corpus until every finding has K positive images "
+                        "(default 0: NIH prevalences; Hernia is 0.2%%)")
     p.add_argument("--pool", type=_int, default=D.DEFAULT_POOL, metavar="N",
                    help=f"images in the leakage-experiment pool OUT/pool (default {D.DEFAULT_POOL}; 0: none)")
     p.add_argument("--workers", type=_int, default=D.DEFAULT_WORKERS,
@@ -65,7 +69,8 @@ def run(args) -> int:
         return 0
     try:
         reports = D.generate(out, seed=args.seed, size=args.size, pretrain=args.pretrain, pool=args.pool,
-                             workers=args.workers, progress=progress)
+                             workers=args.workers, progress=progress,
+                             pretrain_min_positives=args.pretrain_min_positives)
     except (ValueError, TypeError, PermissionError) as exc:
         print(f"course data: error: {exc}", file=sys.stderr)
         return 2

@@ -348,20 +348,26 @@ def generate_pool(out: Path, n_images: int = DEFAULT_POOL, seed: int = L.DEFAULT
 
 
 def generate_pretrain(out: Path, n_images: int, seed: int = L.DEFAULT_SEED, size: int = DEFAULT_SIZE,
-                      workers: int = DEFAULT_WORKERS, progress: bool = True) -> SetReport:
-    """The pretraining corpus (``n_images``, ~90/10 by patient) into ``out/pretrain``."""
+                      workers: int = DEFAULT_WORKERS, progress: bool = True,
+                      min_positives: int = 0) -> SetReport:
+    """The pretraining corpus (``n_images``, ~90/10 by patient) into ``out/pretrain``,
+    enriched to ``min_positives`` positives of every finding (``labels.make_pretrain``)."""
     seed, size, workers = L._check_seed(seed), check_size(size), check_workers(workers)
     n_images = L._check_count(n_images, "pretrain size", minimum=2)
-    params = _params("pretrain", seed, size, n_images=n_images)
-    return write_set(Path(out) / "pretrain", "pretrain", L.make_pretrain(n_images, seed), params,
+    min_positives = L._check_count(min_positives, "pretrain min_positives", minimum=0)
+    extra = {"min_positives": min_positives} if min_positives else {}
+    params = _params("pretrain", seed, size, n_images=n_images, **extra)
+    return write_set(Path(out) / "pretrain", "pretrain",
+                     L.make_pretrain(n_images, seed, min_positives=min_positives), params,
                      seed, size, workers, progress)
 
 
 def generate(out: Path, seed: int = L.DEFAULT_SEED, size: int = DEFAULT_SIZE, pretrain: int = 0,
-             pool: int = DEFAULT_POOL, workers: int = DEFAULT_WORKERS, progress: bool = True) -> list[SetReport]:
+             pool: int = DEFAULT_POOL, workers: int = DEFAULT_WORKERS, progress: bool = True,
+             pretrain_min_positives: int = 0) -> list[SetReport]:
     """Everything the ``data`` command writes: the course splits, the pool
     (``pool`` images, 0 = none) and the pretraining corpus (``pretrain``
-    images, 0 = none)."""
+    images, 0 = none; enriched to ``pretrain_min_positives`` positives per finding)."""
     seed, size, workers = L._check_seed(seed), check_size(size), check_workers(workers)
     for value, what in ((pretrain, "pretrain size"), (pool, "pool size")):
         L._check_count(value, what, minimum=0)
@@ -370,7 +376,8 @@ def generate(out: Path, seed: int = L.DEFAULT_SEED, size: int = DEFAULT_SIZE, pr
     if pool:
         reports.append(generate_pool(out, pool, seed, size, workers, progress))
     if pretrain:
-        reports.append(generate_pretrain(out, pretrain, seed, size, workers, progress))
+        reports.append(generate_pretrain(out, pretrain, seed, size, workers, progress,
+                                         pretrain_min_positives))
     return reports
 
 

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -88,6 +89,7 @@ _STREAM_SHUFFLE = 30           # + split index
 _STREAM_POOL = 40
 _STREAM_PRETRAIN = 50
 _STREAM_PRETRAIN_SPLIT = 51
+_STREAM_PRETRAIN_ENRICH = 52
 
 # age: piecewise-linear inverse CDF through the NIH quantiles; the end points
 # 1 and 95 years are the range of valid ages in Data_Entry_2017_v2020.csv.
@@ -258,8 +260,9 @@ def draw_patient(seed: int, stream: int, index: int, patient_id: int, max_images
                     continue
                 if current is None:      # a new episode: new lesion, kept while it persists
                     geometry_seed = int(rng.integers(0, 2 ** 31 - 1))
-                    current = render.Lesion(severity=float(render.sample_severity(finding, rng)),
-                                            geometry_seed=geometry_seed)
+                    draws = render.severity_draws(finding, rng)
+                    current = render.Lesion(severity=render.severity_from_draws(finding, draws),
+                                            geometry_seed=geometry_seed, draws=draws)
                 lesions[t][finding] = current
     rows, view_idx = labels.tolist(), views.tolist()
     images = tuple(ImageRecord(patient_id=patient_id, follow_up=t, view=VIEWS[view_idx[t]],
@@ -351,7 +354,6 @@ def make_course_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, int] | None
     else:
         need_map = dict.fromkeys(CSV_LABELS, _check_count(min_positives, "min_positives", minimum=0))
     need = np.array([need_map[f] for f in CSV_LABELS])
-    by_rarity = sorted(range(_N), key=lambda k: NIH_PREVALENCE[CSV_LABELS[k]])
 
     enrich_stream = _stream(seed, _STREAM_ENRICH, max_images=ENRICH_MAX_IMAGES, with_lesions=False)
     candidates: list[Patient] = []          # drawn, not used yet (shared by the splits)
@@ -360,45 +362,95 @@ def make_course_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, int] | None
     for s, (name, size) in enumerate(sizes.items()):
         cap = default_max_images(size)
         natural = _take_images(_stream(seed, _STREAM_COURSE + s, cap, with_lesions=False), size)
-        enrich: list[Patient] = []
-        while True:
-            counts = sum((p.positives() for p in natural + enrich), np.zeros(_N, dtype=np.int64))
-            lacking = [k for k in by_rarity if counts[k] < need[k]]
-            if not lacking:
-                break
-            k = lacking[0]
-            with_k = [p for p in candidates if p.positives()[k] > 0]
-            while len(with_k) < ENRICH_CANDIDATES:
-                p = next(enrich_stream)
-                candidates.append(p)
-                if p.positives()[k] > 0:
-                    with_k.append(p)
-            deficit = np.maximum(need - counts, 0)
-            gain = [np.minimum(p.positives(), deficit).sum() / len(p) for p in with_k]
-            best = with_k[int(np.argmax(gain))]          # first maximum = stream order
-            after = counts + best.positives()
-            freed, keep = 0, []
-            for p in reversed(natural):                  # make room: drop single-image patients
-                pos = p.positives()
-                if freed < len(best) and len(p) == 1 and np.all((pos == 0) | (after - pos >= need)):
-                    freed += 1
-                    after = after - pos
-                else:
-                    keep.append(p)
-            if freed < len(best) or sum(len(p) for p in enrich) + len(best) > size // 2:
-                raise ValueError(
-                    f"split {name!r} of {size} images cannot hold {need.max()} positives of every "
-                    f"finding by enriching at most half of it (still lacking "
-                    f"{[CSV_LABELS[j] for j in lacking]}): use a larger split or fewer positives.")
-            natural = keep[::-1]
-            candidates.remove(best)
-            enrich.append(dataclasses.replace(best, enriched_for=CSV_LABELS[k]))
-        members = ([_with_lesions(p, seed, cap) for p in natural]
-                   + [_with_lesions(p, seed, ENRICH_MAX_IMAGES) for p in enrich])
+        natural, enrich = _enrich(natural, need, enrich_stream, candidates, f"split {name!r}")
+        members = stratify_visibility([_with_lesions(p, seed, cap) for p in natural]
+                                      + [_with_lesions(p, seed, ENRICH_MAX_IMAGES) for p in enrich])
         order = np.random.default_rng(np.random.SeedSequence([seed, _STREAM_SHUFFLE + s])).permutation(len(members))
         splits[name] = _renumber([members[i] for i in order], next_id)
         next_id += len(members)
     return splits
+
+
+def stratify_visibility(patients: list[Patient]) -> list[Patient]:
+    """The same patients, with exactly ``round(f * n)`` of the ``n`` lesions (episodes)
+    of every finding invisible, ``f`` being the finding's invisible fraction
+    (``render.SEVERITY_CALIBRATION``).
+
+    Drawn independently, the invisible share of a small split is a lottery: the
+    420-image test set drawn so had 6 of its 8 Pleural_Thickening images invisible
+    (an AUROC ceiling of about 0.63 for any model) and not one of its 7 Edema or 10
+    Cardiomegaly images (nothing to miss).  Here the episodes with the lowest ``u_mix``
+    (``render.severity_draws``) are the invisible ones, so the draws that were
+    invisible anyway mostly stay so; every severity is recomputed from its own draws
+    (an invisible lesion from ``u_inv``, a visible one from ``beta``).  Labels, lesion
+    geometry and the random streams are untouched."""
+    render = _render()
+    episodes: dict[str, list[tuple[float, int, object]]] = {f: [] for f in CSV_LABELS}
+    for i, p in enumerate(patients):
+        seen: set[int] = set()
+        for im in p.images:
+            for f, les in im.lesions.items():
+                if id(les) not in seen:
+                    seen.add(id(les))
+                    if les.draws is None:
+                        raise ValueError(f"patient {p.patient_id}: lesion {f} has no severity draws")
+                    episodes[f].append((les.draws[0], i, les))
+    replaced: dict[int, object] = {}
+    for f, eps in episodes.items():
+        eps.sort(key=lambda e: (e[0], e[1]))
+        n_invisible = int(math.floor(render.SEVERITY_CALIBRATION[f][0] * len(eps) + 0.5))
+        for rank, (_, _, les) in enumerate(eps):
+            severity = render.severity_from_draws(f, les.draws, invisible=rank < n_invisible)
+            replaced[id(les)] = dataclasses.replace(les, severity=severity)
+    out = []
+    for p in patients:
+        images = tuple(dataclasses.replace(im, lesions={f: replaced[id(les)] for f, les in im.lesions.items()})
+                       for im in p.images)
+        out.append(dataclasses.replace(p, images=images))
+    return out
+
+
+def _enrich(natural: list[Patient], need: np.ndarray, enrich_stream: Iterator[Patient],
+            candidates: list[Patient], what: str) -> tuple[list[Patient], list[Patient]]:
+    """Swap enrichment patients into ``natural`` (label-only patients) until every finding
+    has ``need`` positive images, as ``make_course_splits`` describes; returns the natural
+    patients that stay and the enrichment patients, the set keeping its size.
+    ``candidates`` (drawn from ``enrich_stream``, not used yet) is updated in place."""
+    size = sum(len(p) for p in natural)
+    by_rarity = sorted(range(_N), key=lambda k: NIH_PREVALENCE[CSV_LABELS[k]])
+    enrich: list[Patient] = []
+    while True:
+        counts = sum((p.positives() for p in natural + enrich), np.zeros(_N, dtype=np.int64))
+        lacking = [k for k in by_rarity if counts[k] < need[k]]
+        if not lacking:
+            return natural, enrich
+        k = lacking[0]
+        with_k = [p for p in candidates if p.positives()[k] > 0]
+        while len(with_k) < ENRICH_CANDIDATES:
+            p = next(enrich_stream)
+            candidates.append(p)
+            if p.positives()[k] > 0:
+                with_k.append(p)
+        deficit = np.maximum(need - counts, 0)
+        gain = [np.minimum(p.positives(), deficit).sum() / len(p) for p in with_k]
+        best = with_k[int(np.argmax(gain))]          # first maximum = stream order
+        after = counts + best.positives()
+        freed, keep = 0, []
+        for p in reversed(natural):                  # make room: drop single-image patients
+            pos = p.positives()
+            if freed < len(best) and len(p) == 1 and np.all((pos == 0) | (after - pos >= need)):
+                freed += 1
+                after = after - pos
+            else:
+                keep.append(p)
+        if freed < len(best) or sum(len(p) for p in enrich) + len(best) > size // 2:
+            raise ValueError(
+                f"{what} of {size} images cannot hold {need.max()} positives of every "
+                f"finding by enriching at most half of it (still lacking "
+                f"{[CSV_LABELS[j] for j in lacking]}): use a larger set or fewer positives.")
+        natural = keep[::-1]
+        candidates.remove(best)
+        enrich.append(dataclasses.replace(best, enriched_for=CSV_LABELS[k]))
 
 
 def make_pool(n_images: int, seed: int = DEFAULT_SEED, first_id: int = POOL_FIRST_ID) -> list[Patient]:
@@ -407,15 +459,35 @@ def make_pool(n_images: int, seed: int = DEFAULT_SEED, first_id: int = POOL_FIRS
 
 
 def make_pretrain(n_images: int, seed: int = DEFAULT_SEED, valid_fraction: float = 0.1,
-                  first_id: int = PRETRAIN_FIRST_ID) -> dict[str, list[Patient]]:
+                  first_id: int = PRETRAIN_FIRST_ID, min_positives: int = 0) -> dict[str, list[Patient]]:
     """The pretraining corpus: a natural set of ``n_images`` from its own random
     stream, split by patient into ``pretrain-train`` and ``pretrain-valid``
     (shuffled patients go to validation until it holds ``valid_fraction`` of
-    the images)."""
+    the images).
+
+    ``min_positives > 0`` enriches the corpus as ``make_course_splits`` enriches a
+    split (its own candidate stream, patients of at most ENRICH_MAX_IMAGES images,
+    the size unchanged) until every finding has that many positive images: at NIH
+    prevalence 8,000 images hold about 16 of Hernia (0.2 %), too few to learn it
+    from.  The enriched findings are then over-represented; the model's
+    class-weighted loss is computed from the corpus it is trained on."""
     n_images = _check_count(n_images, "pretrain size", minimum=2)
+    min_positives = _check_count(min_positives, "min_positives", minimum=0)
     if not 0.0 < valid_fraction < 1.0:
         raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction}.")
-    patients = generate_patients(n_images, seed, stream=_STREAM_PRETRAIN, first_id=first_id)
+    if min_positives:
+        seed = _check_seed(seed)
+        cap = default_max_images(n_images)
+        natural = _take_images(_stream(seed, _STREAM_PRETRAIN, cap, with_lesions=False), n_images)
+        natural, enrich = _enrich(
+            natural, np.full(_N, min_positives),
+            _stream(seed, _STREAM_PRETRAIN_ENRICH, max_images=ENRICH_MAX_IMAGES, with_lesions=False),
+            [], "the pretraining corpus")
+        members = ([_with_lesions(p, seed, cap) for p in natural]
+                   + [_with_lesions(p, seed, ENRICH_MAX_IMAGES) for p in enrich])
+        patients = _renumber(members, first_id)
+    else:
+        patients = generate_patients(n_images, seed, stream=_STREAM_PRETRAIN, first_id=first_id)
     order = np.random.default_rng(np.random.SeedSequence([seed, _STREAM_PRETRAIN_SPLIT])).permutation(len(patients))
     target = max(1, round(valid_fraction * n_images))
     valid_ids, n_valid = set(), 0
