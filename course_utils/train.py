@@ -159,7 +159,10 @@ def train(data: Path, run_dir: Path, epochs: int, steps_per_epoch: int, batch_si
         mean, std = compute_normalization(train_df, image_dir, sample_size=1000, seed=seed)
         _write_state(run_dir, mean=float(mean), std=float(std), input_size=input_size,
                      n_train=len(train_df), n_valid=len(valid_df), batch_size=batch_size, lr=lr,
-                     steps_per_epoch=steps_per_epoch, seed=seed, data=str(data))
+                     steps_per_epoch=steps_per_epoch, seed=seed, data=str(data), init=init or "random")
+        if init == "course":       # what the run starts from: the shipped checkpoint's own record
+            from .models import read_course_metadata
+            _write_state(run_dir, init_from=read_course_metadata())
         state = _read_state(run_dir)
     mean, std = state["mean"], state["std"]
     pos_w, neg_w = class_weights_from_labels(train_df[labels].to_numpy())
@@ -285,7 +288,7 @@ def training_summary(run_dir: Path) -> str:
         f"(about {images_seen / max(int(state['n_train']), 1):.1f} passes over the corpus); augmentation: shift, "
         f"zoom, brightness and contrast, no flip (`course_utils.pipeline.augment_gray`); "
         f"class-weighted binary cross-entropy; Adam, learning rate {schedule}.",
-        f"- From random initialisation (no ImageNet weights exist offline). Best epoch by validation mean "
+        f"- {_start_of_run(state, images_seen)} Best epoch by validation mean "
         f"AUROC: {state['best_epoch']} ({state['best_val_mean_auroc']:.3f}); shipped as float16.",
         f"- Validation AUROC per finding at that epoch: {per_finding}.",
         f"- Wall time: {hours:.1f} h summed over epochs (validation passes included) on {os.cpu_count()} CPU cores "
@@ -295,6 +298,20 @@ def training_summary(run_dir: Path) -> str:
         f"`docs/model_training_curves.png` is the copy for this checkpoint.",
     ]
     return "\n".join(lines)
+
+
+def _start_of_run(state: dict, images_seen: int) -> str:
+    """What the run's weights started from, for the card: random weights, or (``--init
+    course``) the checkpoint shipped then, described by its own metadata."""
+    prev = state.get("init_from")
+    if state.get("init") != "course" or not prev:
+        return "From random initialisation (no ImageNet weights exist offline)."
+    behind = int(prev["best_epoch"]) * int(prev["steps_per_epoch"]) * int(prev["batch_size"])
+    return (f"Started from the course checkpoint shipped before (`--init course`), itself trained from "
+            f"random initialisation: epoch {prev['best_epoch']} of a {prev['epoch']}-epoch run, "
+            f"{behind:,} images of a {prev['n_train']:,}-image training corpus, validation mean AUROC "
+            f"{prev['best_val_mean_auroc']:.3f} on that corpus; with this run, {behind + images_seen:,} "
+            f"training images in all.")
 
 
 def write_training_section(run_dir: Path, card: Path) -> None:

@@ -36,6 +36,24 @@ def test_training_summary_reads_state_and_log(tmp_path):
     assert "Wall time: 2.0 h" in text
 
 
+def test_training_summary_of_a_run_started_from_the_shipped_weights(tmp_path):
+    """Does a run started with --init course say what it started from (the shipped checkpoint's
+    own metadata: its best epoch's images, not its last epoch's) and count the images of both?"""
+    run = _fake_run(tmp_path)
+    state = json.loads((run / "state.json").read_text())
+    state.update(init="course", init_from={"best_epoch": 34, "epoch": 36, "steps_per_epoch": 50,
+                                           "batch_size": 32, "n_train": 7158, "best_val_mean_auroc": 0.8521})
+    (run / "state.json").write_text(json.dumps(state))
+    text = training_summary(run)
+    assert "random initialisation (no ImageNet" not in text
+    assert ("Started from the course checkpoint shipped before (`--init course`), itself trained from "
+            "random initialisation: epoch 34 of a 36-epoch run, 54,400 images of a 7,158-image training "
+            "corpus, validation mean AUROC 0.852 on that corpus; with this run, 55,000 training images "
+            "in all.") in text
+    (tmp_path / "b").mkdir()
+    assert "From random initialisation (no ImageNet weights exist offline)." in training_summary(_fake_run(tmp_path / "b"))
+
+
 def test_write_training_section_replaces_only_its_block(tmp_path):
     card = tmp_path / "CARD.md"
     card.write_text("# Card\n<!-- training -->\nold\n<!-- /training -->\n<!-- results -->\nkeep\n<!-- /results -->\n")
