@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 from course_utils.synth.anatomy import sample_anatomy
 from course_utils.synth.render import FINDINGS, Lesion, render_image
 
-SEVERITIES = (1.0, 0.6, 0.3, 0.15, 0.06)
+SEVERITIES = (1.0, 0.6, 0.3, 0.15, 0.03)   # the last: an "invisible" positive (INVISIBLE_RANGE)
 NORMAL_VIEWS = ("PA", "PA", "PA", "AP", "AP")
 
 
