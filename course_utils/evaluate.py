@@ -85,7 +85,7 @@ def evaluate(data: Path, n_boot: int = 1000, batch_size: int = 32, gradcam_limit
 
     from .data import load_image
     from .gradcam import _gradcam_function, default_gradcam_layer, gradcam_heatmap
-    from .metrics import bootstrap_auroc_ci, pointing_game
+    from .metrics import bootstrap_auroc_ci, pointing_game, pointing_game_ceiling
     from .models import load_course_model, predict
 
     test_df = pd.read_csv(data / "test.csv")
@@ -115,6 +115,7 @@ def evaluate(data: Path, n_boot: int = 1000, batch_size: int = 32, gradcam_limit
     size = int(meta["input_size"])
     from PIL import Image as PILImage
     hits = {layer: {f: [] for f in POINTING_FINDINGS} for layer in layers}
+    reachable = {layer: {f: [] for f in POINTING_FINDINGS} for layer in layers}
     t1 = time.perf_counter()
     for row in boxes.itertuples(index=False):
         path = image_dir / row.Image
@@ -126,9 +127,11 @@ def evaluate(data: Path, n_boot: int = 1000, batch_size: int = 32, gradcam_limit
         for layer in layers:
             heat = gradcam_heatmap(model, image, labels.index(row.Finding), layer_name=layer)
             hits[layer][row.Finding].append(bool(pointing_game(heat, box, (size, size))))
+            reachable[layer][row.Finding].append(pointing_game_ceiling(heat.shape, box, (size, size)))
     gradcam_seconds = time.perf_counter() - t1
     pointing = {layer: {f: {"hits": int(sum(v)), "boxes": len(v),
-                            "rate": (sum(v) / len(v)) if v else float("nan")}
+                            "rate": (sum(v) / len(v)) if v else float("nan"),
+                            "reachable": int(sum(reachable[layer][f]))}
                         for f, v in per_layer.items()}
                 for layer, per_layer in hits.items()}
 
@@ -168,12 +171,20 @@ def format_report(r: dict) -> str:
                  f"{100 * r['fraction_of_peak']:.1f}% of peak ({r['peak_gflops']:.0f} GFLOP/s: {r['peak_note']})")
     by_layer = r.get("pointing_by_layer") or {r.get("gradcam_layer", "default layer"): r["pointing"]}
     lines += ["", "| Grad-CAM pointing game (target >= 0.70) | "
-              + " | ".join(f"`{layer}`: hits / boxes, rate" for layer in by_layer) + " |",
+              + " | ".join(f"`{layer}`: hits / boxes, rate (reachable)" for layer in by_layer) + " |",
               "|---|" + "---:|" * len(by_layer)]
     for f in r["pointing"]:
         lines.append(f"| {f} | " + " | ".join(
-            f"{p[f]['hits']} / {p[f]['boxes']}, {p[f]['rate']:.2f}" for p in by_layer.values()) + " |")
+            f"{p[f]['hits']} / {p[f]['boxes']}, {p[f]['rate']:.2f} ({_reachable(p[f])})"
+            for p in by_layer.values()) + " |")
+    lines += ["", "(reachable): boxes that any heatmap of the layer's resolution could hit at all "
+                  "(`course_utils.metrics.pointing_game_ceiling`: a box holding none of the points "
+                  "where an upsampled cell peaks is missed whatever the model)."]
     return "\n".join(lines)
+
+
+def _reachable(p: dict) -> str:
+    return f"{p['reachable']} / {p['boxes']}" if "reachable" in p else "n/a"
 
 
 def write_card(report: str, card: Path) -> None:

@@ -265,3 +265,27 @@ def pointing_game(heatmap, box, image_size) -> bool:
         row, col = int(rows[0]), int(cols[0])
     cx, cy = col + 0.5, row + 0.5
     return bool(x <= cx <= x + w and y <= cy <= y + h)
+
+
+def pointing_game_ceiling(map_shape, box, image_size) -> bool:
+    """Could a heatmap of ``map_shape`` (e.g. ``(4, 4)``) hit ``box`` at all?
+
+    The bilinear upsampling of :func:`pointing_game` never exceeds its largest input, so the
+    maximum of a heatmap with one largest cell lies where that cell's peak lands: its
+    centre, or for a border cell the middle of its flat edge region.  A box that holds none
+    of these ``h * w`` points is missed by every such heatmap, however good the model: at
+    Grad-CAM's 4 x 4 map of a 128 px image the points are 32 px apart and a 9 px Nodule
+    box mostly falls between them.  Returns whether a map peaked on some cell hits the box
+    (each cell is tried in turn), the upper bound of the pointing game at that resolution.
+    """
+    shape = tuple(int(n) for n in np.ravel(map_shape))
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"map_shape must be (h, w) with h, w >= 1, got {map_shape!r}")
+    hm = np.zeros(shape)
+    for k in range(hm.size):
+        hm.flat[k] = 1.0
+        if pointing_game(hm, box, image_size):
+            return True
+        hm.flat[k] = 0.0
+    return False
+

@@ -16,7 +16,7 @@ from course_utils.constants import LABELS
 
 
 def made_up(aurocs: list[float], seconds: float = 20.0, layers=("relu",)) -> dict:
-    pointing = {layer: {f: {"hits": i + k, "boxes": 10, "rate": (i + k) / 10}
+    pointing = {layer: {f: {"hits": i + k, "boxes": 10, "rate": (i + k) / 10, "reachable": 2 * i + k}
                         for i, f in enumerate(ev.POINTING_FINDINGS)}
                 for k, layer in enumerate(layers)}
     return {"n_test": 420, "mean_auroc": float(np.mean(aurocs)),
@@ -44,7 +44,8 @@ def test_report_has_a_pointing_column_per_layer():
     header = next(line for line in report.splitlines() if line.startswith("| Grad-CAM pointing game"))
     assert "`relu`" in header and "`conv4_block24_concat`" in header
     first = ev.POINTING_FINDINGS[0]
-    assert f"| {first} | 0 / 10, 0.00 | 1 / 10, 0.10 |" in report
+    assert f"| {first} | 0 / 10, 0.00 (0 / 10) | 1 / 10, 0.10 (1 / 10) |" in report
+    assert "(reachable): boxes that any heatmap of the layer's resolution could hit" in report
 
 
 @pytest.mark.slow
@@ -69,7 +70,7 @@ def test_evaluate_the_shipped_model(course_data, tmp_path, capsys):
     assert r["pointing"] == r["pointing_by_layer"]["relu"]
     for per_layer in r["pointing_by_layer"].values():
         assert [p["boxes"] for p in per_layer.values()] == [2] * len(ev.POINTING_FINDINGS)
-        assert all(0 <= p["hits"] <= 2 for p in per_layer.values())
+        assert all(0 <= p["hits"] <= p["reachable"] <= 2 for p in per_layer.values())
     assert f"mean** | | **{r['mean_auroc']:.3f}**" in printed and "`conv4_block24_concat`" in printed
 
     assert main(["evaluate", "--data", str(course_data), "--gradcam-layer", "no_such_layer"]) == 2

@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from course_utils.metrics import (
-    auroc_per_class, bootstrap_auroc_ci, pointing_game, resize_heatmap)
+    auroc_per_class, bootstrap_auroc_ci, pointing_game, pointing_game_ceiling, resize_heatmap)
 
 
 def _toy(n=200, k=3, seed=1):
@@ -152,6 +152,29 @@ def test_pointing_game_hits_and_misses():
     assert pointing_game(corner, (20, 100, 20, 28), 128) is False
     with pytest.warns(RuntimeWarning, match="constant"):
         assert pointing_game(np.zeros((4, 4)), (0, 0, 128, 128), 128) is False
+
+
+def test_pointing_game_ceiling_is_an_upper_bound():
+    """Is a box that holds no cell peak of a 4 x 4 map out of reach (a 9 px box between the
+    centres 32 px apart), one around a centre reachable, and does every hit of a random
+    heatmap fall on a box the ceiling calls reachable (and a finer map reach more)?"""
+    assert pointing_game_ceiling((4, 4), (20, 20, 9, 9), 128) is False      # centres at 16, 48
+    assert pointing_game_ceiling((4, 4), (44, 44, 9, 9), 128) is True
+    assert pointing_game_ceiling((8, 8), (20, 20, 9, 9), 128) is True       # centres at 8, 24, ...
+    rng = np.random.default_rng(0)
+    boxes = [tuple(rng.uniform(0, 110, 2)) + tuple(rng.uniform(4, 30, 2)) for _ in range(40)]
+    hits = 0
+    for box in boxes:
+        reachable = pointing_game_ceiling((4, 4), box, 128)
+        for _ in range(30):
+            if pointing_game(rng.uniform(size=(4, 4)), box, 128):
+                hits += 1
+                assert reachable, box
+    assert hits > 0
+    assert sum(pointing_game_ceiling((8, 8), b, 128) for b in boxes) >= \
+           sum(pointing_game_ceiling((4, 4), b, 128) for b in boxes)
+    with pytest.raises(ValueError, match="map_shape"):
+        pointing_game_ceiling((4,), (0, 0, 1, 1), 128)
 
 
 def test_pointing_game_validates():
