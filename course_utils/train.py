@@ -164,6 +164,16 @@ def train(data: Path, run_dir: Path, epochs: int, steps_per_epoch: int, batch_si
             from .models import read_course_metadata
             _write_state(run_dir, init_from=read_course_metadata())
         state = _read_state(run_dir)
+    if state.get("n_valid") not in (None, len(valid_df)):
+        # another validation set: its AUROCs are not comparable with the old best, so the
+        # next epoch starts the comparison again (the old best's weights are overwritten then)
+        history = state.get("valid_history", [[0, state["n_valid"]]])
+        history.append([int(state.get("epoch", 0)), len(valid_df)])
+        state.pop("best_val_mean_auroc", None)
+        state.update(n_valid=len(valid_df), valid_history=history)
+        (run_dir / "state.json").write_text(json.dumps(state, indent=2))
+        print(f"validation on {len(valid_df)} images from epoch {state.get('epoch', 0) + 1} "
+              f"(was {history[-2][1]}): the best epoch is chosen again from here", flush=True)
     mean, std = state["mean"], state["std"]
     pos_w, neg_w = class_weights_from_labels(train_df[labels].to_numpy())
 
@@ -282,7 +292,12 @@ def training_summary(run_dir: Path) -> str:
         f"- Corpus: `{corpus.name}/pretrain` from `{generation.get('generator', 'course_utils.synth')}` "
         f"{generation.get('version', '?')}, seed {generation.get('seed', '?')}, {generation.get('size', '?')} px PNGs; "
         f"{state['n_train']:,} training / {state['n_valid']:,} validation images (patient-disjoint); "
-        f"validation AUROC measured on the first {state['n_valid']:,}.",
+        f"validation AUROC measured on the first {state['n_valid']:,}"
+        + "".join(f" (the first {n:,} before epoch {start + 1})"
+                  for (_, n), (start, _) in zip(state.get("valid_history", [])[:-1],
+                                                state.get("valid_history", [])[1:]))
+        + (f"; the best epoch is chosen among epochs {state['valid_history'][-1][0] + 1} on"
+           if state.get("valid_history") else "") + ".",
         f"- Input {state['input_size']} px throughout (see *Why 128 px* below); batch {state['batch_size']}, "
         f"{state['steps_per_epoch']} steps per epoch, {epochs} epochs = {images_seen:,} training images seen "
         f"(about {images_seen / max(int(state['n_train']), 1):.1f} passes over the corpus); augmentation: shift, "

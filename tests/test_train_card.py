@@ -54,6 +54,19 @@ def test_training_summary_of_a_run_started_from_the_shipped_weights(tmp_path):
     assert "From random initialisation (no ImageNet weights exist offline)." in training_summary(_fake_run(tmp_path / "b"))
 
 
+def test_training_summary_names_a_change_of_validation_set(tmp_path):
+    """When the run's validation set grew (state.json valid_history), does the card say which
+    images were used before and from when the best epoch is chosen?"""
+    run = _fake_run(tmp_path)
+    state = json.loads((run / "state.json").read_text())
+    state.update(n_valid=1000, valid_history=[[0, 800], [6, 1000]])
+    (run / "state.json").write_text(json.dumps(state))
+    assert ("validation AUROC measured on the first 1,000 (the first 800 before epoch 7); the best "
+            "epoch is chosen among epochs 7 on.") in training_summary(run)
+    (tmp_path / "b").mkdir()
+    assert "measured on the first 100." in training_summary(_fake_run(tmp_path / "b"))
+
+
 def test_write_training_section_replaces_only_its_block(tmp_path):
     card = tmp_path / "CARD.md"
     card.write_text("# Card\n<!-- training -->\nold\n<!-- /training -->\n<!-- results -->\nkeep\n<!-- /results -->\n")
