@@ -470,7 +470,9 @@ def make_pretrain(n_images: int, seed: int = DEFAULT_SEED, valid_fraction: float
     the size unchanged) until every finding has that many positive images: at NIH
     prevalence 8,000 images hold about 16 of Hernia (0.2 %), too few to learn it
     from.  The enriched findings are then over-represented; the model's
-    class-weighted loss is computed from the corpus it is trained on."""
+    class-weighted loss is computed from the corpus it is trained on.  The
+    enrichment patients come after the natural ones (in both parts), so a
+    validation pass over the first N images of ``pretrain-valid`` misses them."""
     n_images = _check_count(n_images, "pretrain size", minimum=2)
     min_positives = _check_count(min_positives, "min_positives", minimum=0)
     if not 0.0 < valid_fraction < 1.0:
