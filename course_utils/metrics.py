@@ -288,4 +288,3 @@ def pointing_game_ceiling(map_shape, box, image_size) -> bool:
             return True
         hm.flat[k] = 0.0
     return False
-

@@ -281,6 +281,14 @@ def _with_lesions(p: Patient, seed: int, max_images: int) -> Patient:
     return dataclasses.replace(full.truncated(len(p)), enriched_for=p.enriched_for)
 
 
+def _with_lesions_all(natural: list[Patient], enrich: list[Patient], seed: int,
+                      cap: int) -> list[Patient]:
+    """The natural patients (drawn with ``cap`` images at most), then the enrichment ones
+    (ENRICH_MAX_IMAGES), each redrawn with its lesions (``_with_lesions``)."""
+    return ([_with_lesions(p, seed, cap) for p in natural]
+            + [_with_lesions(p, seed, ENRICH_MAX_IMAGES) for p in enrich])
+
+
 def _stream(seed: int, stream: int, max_images: int, with_lesions: bool = True,
             start: int = 0) -> Iterator[Patient]:
     index = start
@@ -363,8 +371,7 @@ def make_course_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, int] | None
         cap = default_max_images(size)
         natural = _take_images(_stream(seed, _STREAM_COURSE + s, cap, with_lesions=False), size)
         natural, enrich = _enrich(natural, need, enrich_stream, candidates, f"split {name!r}")
-        members = stratify_visibility([_with_lesions(p, seed, cap) for p in natural]
-                                      + [_with_lesions(p, seed, ENRICH_MAX_IMAGES) for p in enrich])
+        members = stratify_visibility(_with_lesions_all(natural, enrich, seed, cap))
         order = np.random.default_rng(np.random.SeedSequence([seed, _STREAM_SHUFFLE + s])).permutation(len(members))
         splits[name] = _renumber([members[i] for i in order], next_id)
         next_id += len(members)
@@ -485,9 +492,7 @@ def make_pretrain(n_images: int, seed: int = DEFAULT_SEED, valid_fraction: float
             natural, np.full(_N, min_positives),
             _stream(seed, _STREAM_PRETRAIN_ENRICH, max_images=ENRICH_MAX_IMAGES, with_lesions=False),
             [], "the pretraining corpus")
-        members = ([_with_lesions(p, seed, cap) for p in natural]
-                   + [_with_lesions(p, seed, ENRICH_MAX_IMAGES) for p in enrich])
-        patients = _renumber(members, first_id)
+        patients = _renumber(_with_lesions_all(natural, enrich, seed, cap), first_id)
     else:
         patients = generate_patients(n_images, seed, stream=_STREAM_PRETRAIN, first_id=first_id)
     order = np.random.default_rng(np.random.SeedSequence([seed, _STREAM_PRETRAIN_SPLIT])).permutation(len(patients))
