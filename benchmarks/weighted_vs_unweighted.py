@@ -15,7 +15,9 @@ batch 32, for a short run (``--epochs``, default 2: the flagship's training cell
 one (``--long-epochs``, default 30).  It prints the test AUROC of every finding (mean over
 ``--repeats`` seeds) for both losses, the mean over the rare findings (the ``--rare`` with
 fewest positives in ``train-small.csv``) and over all 14, and how many repeats the weighted
-head won on the rare mean.
+head won on the rare mean.  The work is done by ``course_utils.train.backbone_embeddings`` and
+``compare_weighted_plain``, the helpers the flagship notebook's measurement (section 6, "Does
+the weighting help?") calls; this script prints their result as Markdown tables.
 
     .venv/bin/python benchmarks/weighted_vs_unweighted.py [--repeats 5] [--epochs 2]
         [--long-epochs 30] [--rare 5] [--data DIR]
@@ -30,33 +32,6 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np
-
-
-def embeddings(model, df, image_dir, mean, std):
-    import keras
-
-    from course_utils.pipeline import make_dataset
-
-    embedder = keras.Model(model.input, model.get_layer("avg_pool").output)
-    from course_utils.constants import LABELS
-
-    ds = make_dataset(df, image_dir, list(LABELS), batch_size=32, mean=mean, std=std)
-    return embedder.predict(ds, verbose=0)
-
-
-def train_head(x, y, pos_w, neg_w, seed: int, epochs: int):
-    import keras
-
-    from course_utils.train import _weighted_bce_class
-
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((x.shape[1],))
-    head = keras.Model(inputs, keras.layers.Dense(y.shape[1], activation="sigmoid")(inputs))
-    head.compile(optimizer=keras.optimizers.Adam(1e-3), loss=_weighted_bce_class()(pos_w, neg_w))
-    head.fit(x, y, batch_size=32, epochs=epochs, shuffle=True, verbose=0)
-    return head
-
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -68,12 +43,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import pandas as pd
-    from sklearn.metrics import roc_auc_score
 
     from course_utils import paths
     from course_utils.constants import LABELS
     from course_utils.models import load_course_model
-    from course_utils.train import class_weights_from_labels
+    from course_utils.train import (backbone_embeddings, compare_weighted_plain, comparison_summary,
+                                    comparison_table)
 
     data = paths.data_dir(args.data)
     train_df, test_df = pd.read_csv(data / "train-small.csv"), pd.read_csv(data / "test.csv")
@@ -81,36 +56,30 @@ def main(argv=None) -> int:
     model = load_course_model()
     meta = model.course_metadata
     t0 = time.perf_counter()
-    x_train = embeddings(model, train_df, data / "images", meta["mean"], meta["std"])
-    x_test = embeddings(model, test_df, data / "images", meta["mean"], meta["std"])
+    x_train = backbone_embeddings(model, train_df, data / "images", meta["mean"], meta["std"])
+    x_test = backbone_embeddings(model, test_df, data / "images", meta["mean"], meta["std"])
     print(f"embeddings of {len(train_df)} + {len(test_df)} images in {time.perf_counter() - t0:.0f} s")
-    y_train, y_test = train_df[labels].to_numpy("float32"), test_df[labels].to_numpy()
-    pos_w, neg_w = class_weights_from_labels(y_train)
-    ones = np.ones(len(labels), "float32")
-    n_pos = y_train.sum(axis=0).astype(int)
-    rare = [labels[j] for j in np.argsort(n_pos, kind="stable")[:args.rare]]
+    t0 = time.perf_counter()
+    results = compare_weighted_plain(x_train, train_df[labels].to_numpy(), x_test, test_df[labels].to_numpy(),
+                                     labels, epochs=(args.epochs, args.long_epochs), repeats=args.repeats,
+                                     rare=args.rare)
+    heads = results.groupby(["epochs", "seed", "loss"]).ngroups
+    print(f"{heads} heads trained in {time.perf_counter() - t0:.0f} s")
+    table, summary = comparison_table(results), comparison_summary(results)
 
-    for epochs in (args.epochs, args.long_epochs):
-        auc = {"weighted": [], "plain": []}
-        for seed in range(args.repeats):
-            for name, (wp, wn) in {"weighted": (pos_w, neg_w), "plain": (ones, ones)}.items():
-                head = train_head(x_train, y_train, wp, wn, seed, epochs)
-                scores = head.predict(x_test, verbose=0)
-                auc[name].append([roc_auc_score(y_test[:, j], scores[:, j]) for j in range(len(labels))])
-        w, u = np.array(auc["weighted"]), np.array(auc["plain"])      # (repeats, 14)
+    for epochs in dict.fromkeys((args.epochs, args.long_epochs)):
         print(f"\n{epochs} epochs of the head on train-small ({len(train_df)} images), test AUROC, "
               f"mean of {args.repeats} seeds")
-        print(f"| finding | train positives | weighted | plain | weighted - plain |")
+        print("| finding | train positives | weighted | plain | weighted - plain |")
         print("|---|---:|---:|---:|---:|")
-        for j in np.argsort(n_pos, kind="stable"):
-            print(f"| {labels[j]}{' (rare)' if labels[j] in rare else ''} | {n_pos[j]} | "
-                  f"{w[:, j].mean():.3f} | {u[:, j].mean():.3f} | {w[:, j].mean() - u[:, j].mean():+.3f} |")
-        r = [labels.index(f) for f in rare]
-        w_rare, u_rare = w[:, r].mean(axis=1), u[:, r].mean(axis=1)
-        print(f"rare findings ({', '.join(rare)}): weighted {w_rare.mean():.3f} vs plain {u_rare.mean():.3f} "
-              f"({w_rare.mean() - u_rare.mean():+.3f}; weighted higher in {int((w_rare > u_rare).sum())} "
-              f"of {args.repeats} seeds)")
-        print(f"all 14 findings: weighted {w.mean():.3f} vs plain {u.mean():.3f}")
+        for finding, row in table.loc[epochs].iterrows():
+            print(f"| {finding}{' (rare)' if row['rare'] else ''} | {row['train_positives']} | "
+                  f"{row['weighted']:.3f} | {row['plain']:.3f} | {row['weighted - plain']:+.3f} |")
+        s = summary.loc[epochs]
+        print(f"rare findings ({', '.join(s['rare_findings'])}): weighted {s['rare_weighted']:.3f} vs plain "
+              f"{s['rare_plain']:.3f} ({s['rare_difference']:+.3f}; weighted higher in "
+              f"{s['seeds_weighted_higher']} of {s['repeats']} seeds)")
+        print(f"all 14 findings: weighted {s['all_weighted']:.3f} vs plain {s['all_plain']:.3f}")
     return 0
 
 

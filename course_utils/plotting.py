@@ -10,7 +10,9 @@ Where they are used:
 - ``get_roc_curve``, ``plot_pr_curves``, ``plot_confusion_matrix``:
   chest_xray_diagnosis (evaluation), imbalanced_validation, logits_thresholds;
 - ``plot_training_curves``: ``course train`` (``RUN/curves.png``) and the
-  model card.
+  model card;
+- ``plot_weighted_vs_plain``: chest_xray_diagnosis (section 6, does the
+  weighting help?), from ``course_utils.train.compare_weighted_plain``.
 
 Conventions: ``y_true`` ``(num_images, num_labels)`` of 0/1, scores
 ``(num_images, num_labels)``, ``labels`` the column names (see
@@ -34,7 +36,7 @@ from .metrics import auroc_per_class, validate_multilabel
 
 __all__ = [
     "plot_class_frequencies", "plot_contributions", "get_roc_curve", "plot_pr_curves",
-    "plot_confusion_matrix", "plot_training_curves",
+    "plot_confusion_matrix", "plot_training_curves", "plot_weighted_vs_plain",
 ]
 
 
@@ -328,5 +330,61 @@ def plot_training_curves(history_or_csv) -> Figure:
     ax_auc.set_title("Validation AUROC per epoch (mean over findings)")
     ax_auc.set_xlabel("Epoch")
     ax_auc.set_ylabel("AUROC")
+    fig.tight_layout()
+    return fig
+
+
+#: how plot_weighted_vs_plain draws each loss: legend label, marker, colour
+WEIGHTED_VS_PLAIN_STYLE = {
+    "weighted": ("weighted loss", "o", "tab:blue"),
+    "plain": ("plain cross-entropy", "s", "tab:orange"),
+}
+
+
+def plot_weighted_vs_plain(results) -> Figure:
+    """Test AUROC per finding of the heads trained with the weighted and with the plain loss.
+
+    ``results``: the DataFrame of ``course_utils.train.compare_weighted_plain`` (one row per
+    epoch budget, seed, loss and finding).  One panel per epoch budget, side by side; in each,
+    the findings run along the x axis ordered by their number of training positives (fewest
+    first, the count in brackets), with one point per finding and loss, the mean test AUROC over
+    the seeds (legend ``"weighted loss"``, ``"plain cross-entropy"``), joined by a grey line per
+    finding; the rare findings are shaded (legend ``"rare: fewest training positives"``) and
+    their names are bold; a dotted line marks chance (legend ``"chance (AUROC 0.5)"``).  Each
+    panel's title gives the two losses' mean AUROC over the rare findings.
+    """
+    from .train import comparison_table
+
+    table = comparison_table(results)            # validates; (epochs, finding) in train-positive order
+    budgets = list(dict.fromkeys(table.index.get_level_values("epochs")))
+    repeats = int(results["seed"].nunique())
+    fig, axes = plt.subplots(1, len(budgets), figsize=(6.5 * len(budgets), 5), sharey=True, squeeze=False)
+    for ax, epochs in zip(axes[0], budgets):
+        rows = table.loc[epochs]                 # one row per finding, fewest training positives first
+        x = np.arange(len(rows))
+        rare = rows["rare"].to_numpy(dtype=bool)
+        ax.vlines(x, rows[["weighted", "plain"]].min(axis=1), rows[["weighted", "plain"]].max(axis=1),
+                  color="grey", linewidth=1, zorder=1)
+        for loss, (label, marker, color) in WEIGHTED_VS_PLAIN_STYLE.items():
+            ax.scatter(x, rows[loss], marker=marker, color=color, s=40, zorder=2, label=label)
+        if rare.any():
+            for start in np.flatnonzero(rare & ~np.r_[False, rare[:-1]]):       # each run of rare findings
+                stop = start + int(np.argmin(np.r_[rare[start:], False]))
+                ax.axvspan(start - 0.5, stop - 0.5, color="grey", alpha=0.15, zorder=0,
+                           label="rare: fewest training positives" if start == np.flatnonzero(rare)[0] else None)
+        ax.set_xticks(x, [f"{finding} ({n})" for finding, n in zip(rows.index, rows["train_positives"])],
+                      rotation=90)
+        for tick, is_rare in zip(ax.get_xticklabels(), rare):
+            tick.set_fontweight("bold" if is_rare else "normal")
+        ax.axhline(0.5, linestyle=":", color="grey", linewidth=1, zorder=0, label="chance (AUROC 0.5)")
+        ax.set_xlim(-0.5, len(rows) - 0.5)
+        means = rows.loc[rare, ["weighted", "plain"]].mean() if rare.any() else None
+        ax.set_title(f"{epochs} epochs" + (f": rare findings weighted {means['weighted']:.3f}, "
+                                          f"plain {means['plain']:.3f}" if means is not None else ""))
+        ax.set_xlabel("Finding (training positives)")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_ylabel(f"Test AUROC (mean over {repeats} seed{'s' if repeats > 1 else ''})")
+    axes[0, 0].legend(loc="lower right", fontsize="small")
+    fig.suptitle("Weighted vs plain loss: test AUROC of a new head on the frozen backbone")
     fig.tight_layout()
     return fig

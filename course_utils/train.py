@@ -66,6 +66,243 @@ def _weighted_bce_class():
     return WeightedBinaryCrossentropy
 
 
+# ----------------------------------------------------------------------------- weighted vs plain
+# Does the class-weighted loss beat the plain one?  The flagship's transfer-learning recipe made
+# cheap enough to repeat: with the backbone frozen, its output for an image never changes, so the
+# embeddings are computed once (backbone_embeddings) and each new head trains in seconds
+# (train_head).  Used by chest_xray_diagnosis (section 6, "Does the weighting help?") and
+# benchmarks/weighted_vs_unweighted.py; plotting.plot_weighted_vs_plain draws the result.
+
+#: the two losses compared by compare_weighted_plain, in this order
+LOSSES = ("weighted", "plain")
+#: the columns of compare_weighted_plain's DataFrame
+RESULT_COLUMNS = ("epochs", "seed", "loss", "finding", "train_positives", "rare", "auroc")
+
+
+def _check_count(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def backbone_embeddings(model, df, image_dir, mean, std, batch_size: int = 32,
+                        layer: str = "avg_pool") -> np.ndarray:
+    """The output of ``model``'s layer ``layer`` for every row of ``df``, in ``df``'s order:
+    float32 ``(len(df), features)`` (``(len(df), 1024)`` for the course model's ``avg_pool``,
+    the global-average-pooled features that its Dense layer reads).
+
+    Images are read from ``image_dir / df["Image"]`` through the course pipeline
+    (``make_dataset``, no shuffling, no augmentation) at the model's input size and normalised
+    with ``mean``/``std``, the statistics the model was trained with (``course_metadata``).
+    Raises ValueError when the layer does not exist or its output is not one vector per image.
+    """
+    import keras
+
+    from .pipeline import DEFAULT_IMAGE_SIZE, make_dataset
+
+    names = [l.name for l in model.layers]
+    if layer not in names:
+        raise ValueError(f"the model has no layer {layer!r}; its last layers are {names[-5:]}")
+    output = model.get_layer(layer).output
+    if len(output.shape) != 2:
+        raise ValueError(f"layer {layer!r} outputs shape {tuple(output.shape)}, not one vector per image "
+                         f"(batch, features): choose a pooled layer such as 'avg_pool'")
+    embedder = keras.Model(model.input, output)
+    size = model.input_shape[1] or DEFAULT_IMAGE_SIZE
+    # labels are not needed, but the pipeline yields (x, y): a dummy zero column
+    ds = make_dataset(df.assign(_dummy=0), image_dir, ["_dummy"], image_size=int(size),
+                      batch_size=_check_count(batch_size, "batch_size"), mean=mean, std=std)
+    return np.asarray(embedder.predict(ds.map(lambda x, y: x), verbose=0), dtype=np.float32)
+
+
+def _check_head_data(x, y, what: str) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"{what}: embeddings must be (num_images, features) and labels (num_images, "
+                         f"num_labels) with the same number of images > 0; got shapes {x.shape} and {y.shape}")
+    if x.dtype.kind not in "biuf" or not np.all(np.isfinite(x)):
+        raise ValueError(f"{what}: the embeddings must be finite numbers (dtype {x.dtype})")
+    if y.dtype.kind not in "biuf" or not np.all(np.isin(y, (0, 1))):
+        raise ValueError(f"{what}: the labels must be 0/1, got values {np.unique(y)[:5].tolist()}")
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+def train_head(x, y, pos_weights, neg_weights, seed: int, epochs: int, lr: float = 1e-3,
+               batch_size: int = 32):
+    """A new ``Dense(num_labels, sigmoid)`` head trained on embeddings ``x`` ``(N, features)``
+    and 0/1 labels ``y`` ``(N, num_labels)`` with the weighted loss of the course (the plain
+    binary cross-entropy summed over findings when both weights are 1); returns the Keras model.
+
+    Adam with learning rate ``lr``, ``epochs`` passes in batches of ``batch_size``.  ``seed``
+    fixes everything random: the initial weights (``keras.utils.set_random_seed``) and the
+    order of the images in every epoch (a NumPy permutation per epoch), so two heads trained
+    with the same seed and different weights start from the same weights and see the same
+    batches: only the loss differs.
+    """
+    import keras
+
+    x, y = _check_head_data(x, y, "train_head")
+    weights = []
+    for name, w in (("pos_weights", pos_weights), ("neg_weights", neg_weights)):
+        w = np.asarray(w, dtype=np.float64)
+        if w.shape != (y.shape[1],) or not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError(f"{name} must hold {y.shape[1]} finite, non-negative numbers (one per label); "
+                             f"got shape {w.shape}")
+        weights.append(w)
+    epochs = _check_count(epochs, "epochs", minimum=0)
+    batch_size = _check_count(batch_size, "batch_size")
+    seed = _check_count(seed, "seed", minimum=0)
+    if not (isinstance(lr, (int, float, np.floating)) and np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((x.shape[1],))
+    head = keras.Model(inputs, keras.layers.Dense(y.shape[1], activation="sigmoid")(inputs))
+    head.compile(optimizer=keras.optimizers.Adam(lr), loss=_weighted_bce_class()(*weights))
+    if epochs == 0:
+        return head
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    orders = np.stack([rng.permutation(len(x)) for _ in range(epochs)])     # (epochs, N): image order per epoch
+    x_all, y_all = tf.constant(x), tf.constant(y)
+    batches = (tf.data.Dataset.from_tensor_slices(orders)
+               # batches of one epoch's order, so that no batch straddles two epochs
+               .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
+               .map(lambda idx: (tf.gather(x_all, idx), tf.gather(y_all, idx)))     # (batch, features), (batch, C)
+               .apply(tf.data.experimental.assert_cardinality(epochs * -(-len(x) // batch_size))))
+    # one pass over the whole stream: the same updates as `epochs` epochs, without Keras's
+    # per-epoch overhead (about three times faster on 1,000 embeddings)
+    head.fit(batches, epochs=1, shuffle=False, verbose=0)
+    return head
+
+
+def rare_findings(y_train, labels, rare: int = 5) -> list[str]:
+    """The ``rare`` findings with the fewest positives in ``y_train`` ``(N, num_labels)``,
+    fewest first (ties keep ``labels`` order)."""
+    y = np.asarray(y_train)
+    if y.ndim != 2 or y.shape[1] != len(labels):
+        raise ValueError(f"y_train must be (num_images, {len(labels)}) for {len(labels)} labels, got {y.shape}")
+    rare = _check_count(rare, "rare")
+    if rare > len(labels):
+        raise ValueError(f"rare must be at most the number of labels ({len(labels)}), got {rare}")
+    n_pos = y.sum(axis=0)
+    return [str(labels[j]) for j in np.argsort(n_pos, kind="stable")[:rare]]
+
+
+def compare_weighted_plain(x_train, y_train, x_test, y_test, labels, epochs=(2, 30), repeats: int = 5,
+                           rare: int = 5, pos_weights=None, neg_weights=None, lr: float = 1e-3,
+                           batch_size: int = 32):
+    """Test AUROC of heads trained with the weighted loss and with the plain one.
+
+    For every epoch budget in ``epochs`` and every seed ``0 .. repeats - 1``, two heads
+    (:func:`train_head`, same seed: same initial weights and batches) are trained on
+    ``x_train``/``y_train``: ``weighted`` with ``pos_weights``/``neg_weights`` (default: the
+    course's, from ``y_train``: w_p = fraction of negatives, w_n = fraction of positives) and
+    ``plain`` with every weight 1; each is scored on ``x_test``/``y_test``.
+
+    Returns a tidy DataFrame, one row per (epochs, seed, loss, finding), columns ``epochs``,
+    ``seed``, ``loss`` (``"weighted"``/``"plain"``), ``finding``, ``train_positives``, ``rare``
+    (True for the ``rare`` findings with the fewest training positives) and ``auroc`` (NaN, with
+    a warning, for a finding with one class only in ``y_test``).  :func:`comparison_table` and
+    :func:`comparison_summary` condense it.
+    """
+    import warnings
+
+    import pandas as pd
+
+    from .metrics import auroc_per_class, validate_multilabel
+
+    x_train, y_train = _check_head_data(x_train, y_train, "training data")
+    x_test, y_test = _check_head_data(x_test, y_test, "test data")
+    labels = validate_multilabel(y_train, y_train, labels)[2]
+    if y_test.shape[1] != len(labels) or x_test.shape[1] != x_train.shape[1]:
+        raise ValueError(f"the test data must have the training data's {len(labels)} labels and "
+                         f"{x_train.shape[1]} features; got labels {y_test.shape} and embeddings {x_test.shape}")
+    epochs = [_check_count(e, "each epoch budget") for e in np.atleast_1d(epochs).tolist()]
+    repeats = _check_count(repeats, "repeats")
+    rare_set = set(rare_findings(y_train, labels, rare))
+    default_w, default_n = class_weights_from_labels(y_train)
+    pos_weights = default_w if pos_weights is None else pos_weights
+    neg_weights = default_n if neg_weights is None else neg_weights
+    ones = np.ones(len(labels))
+    n_pos = y_train.sum(axis=0).astype(int)
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("once", RuntimeWarning)     # a one-class test finding: warn once, not per head
+        for n_epochs in epochs:
+            for seed in range(repeats):
+                for loss, (w_p, w_n) in zip(LOSSES, ((pos_weights, neg_weights), (ones, ones))):
+                    head = train_head(x_train, y_train, w_p, w_n, seed, n_epochs, lr=lr, batch_size=batch_size)
+                    # a direct call, not predict(): a new head per run would retrace predict's function
+                    scores = np.asarray(head(x_test, training=False))
+                    aucs = auroc_per_class(y_test, scores, labels)
+                    rows += [{"epochs": n_epochs, "seed": seed, "loss": loss, "finding": label,
+                              "train_positives": int(n_pos[j]), "rare": label in rare_set, "auroc": aucs[label]}
+                             for j, label in enumerate(labels)]
+    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+
+
+def _check_results(results) -> None:
+    import pandas as pd
+
+    needed = list(RESULT_COLUMNS)
+    if not isinstance(results, pd.DataFrame):
+        raise TypeError(f"results must be the DataFrame of compare_weighted_plain, got {type(results).__name__}")
+    missing = [c for c in needed if c not in results.columns]
+    if missing or results.empty:
+        raise ValueError(f"results must be compare_weighted_plain's DataFrame; "
+                         f"{'missing columns ' + str(missing) if missing else 'it is empty'}")
+    if set(results["loss"]) != set(LOSSES):
+        raise ValueError(f"results must hold both losses {LOSSES}, got {sorted(set(results['loss']))}")
+    if not results["rare"].astype(bool).any():
+        raise ValueError("results mark no finding as rare (column 'rare')")
+
+
+def comparison_table(results):
+    """Per epoch budget and finding, the mean test AUROC over seeds of each loss: a DataFrame
+    indexed by (``epochs``, ``finding``), findings ordered by training positives (fewest first),
+    columns ``train_positives``, ``rare``, ``weighted``, ``plain``, ``weighted - plain``."""
+    _check_results(results)
+    table = results.pivot_table(index=["epochs", "finding", "train_positives", "rare"], columns="loss",
+                                values="auroc", aggfunc="mean").reset_index()
+    table["weighted - plain"] = table["weighted"] - table["plain"]
+    order = {f: i for i, f in enumerate(dict.fromkeys(results["finding"]))}   # ties: label order
+    table = table.assign(_order=table["finding"].map(order)) \
+        .sort_values(["epochs", "train_positives", "_order"]).drop(columns="_order")
+    table.columns.name = None
+    return table.set_index(["epochs", "finding"])[["train_positives", "rare", *LOSSES, "weighted - plain"]]
+
+
+def comparison_summary(results):
+    """One row per epoch budget: mean test AUROC over the rare findings (``rare_weighted``,
+    ``rare_plain``, their difference ``rare_difference``) and over all findings (``all_weighted``,
+    ``all_plain``), both averaged over seeds; ``seeds_weighted_higher``: in how many of the
+    ``repeats`` seeds the weighted head's rare mean is higher; ``rare_findings``: their names."""
+    import pandas as pd
+
+    _check_results(results)
+    rows = []
+    for n_epochs, group in results.groupby("epochs", sort=True):
+        # (seeds, loss): mean over the rare findings, and over all findings, of each head
+        rare = group[group["rare"]].groupby(["seed", "loss"])["auroc"].mean().unstack("loss")
+        everything = group.groupby(["seed", "loss"])["auroc"].mean().unstack("loss")
+        names = group.loc[group["rare"], ["finding", "train_positives"]].drop_duplicates("finding")
+        rows.append({
+            "epochs": int(n_epochs),
+            "rare_weighted": float(rare["weighted"].mean()),
+            "rare_plain": float(rare["plain"].mean()),
+            "rare_difference": float((rare["weighted"] - rare["plain"]).mean()),
+            "seeds_weighted_higher": int((rare["weighted"] > rare["plain"]).sum()),
+            "repeats": int(group["seed"].nunique()),
+            "all_weighted": float(everything["weighted"].mean()),
+            "all_plain": float(everything["plain"].mean()),
+            "rare_findings": names.sort_values("train_positives", kind="stable")["finding"].tolist(),
+        })
+    return pd.DataFrame(rows).set_index("epochs")
+
+
 def _auroc_callback(val_ds, y_val: np.ndarray, labels, run_dir: Path):
     import keras
     from sklearn.metrics import roc_auc_score

@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from course_utils.plotting import (  # noqa: E402
     get_roc_curve, plot_class_frequencies, plot_confusion_matrix, plot_contributions,
-    plot_pr_curves, plot_training_curves)
+    plot_pr_curves, plot_training_curves, plot_weighted_vs_plain)
 
 
 @pytest.fixture(autouse=True)
@@ -188,3 +188,51 @@ def test_training_curves_from_keras_history():
         plot_training_curves({"val_loss": [1.0]})
     with pytest.raises(FileNotFoundError):
         plot_training_curves("/nonexistent/log.csv")
+
+
+def _comparison_results():
+    """compare_weighted_plain's layout: budgets 2 and 30, seeds 0-1, findings A (4 training
+    positives), B (1, rare), C (9), D (2, rare); AUROC = base + loss offset + seed offset."""
+    positives = {"A": 4, "B": 1, "C": 9, "D": 2}
+    base = {"A": 0.70, "B": 0.60, "C": 0.90, "D": 0.65}
+    rows = []
+    for epochs, weighted_gain in ((2, 0.10), (30, 0.0)):
+        for seed in (0, 1):
+            for loss in ("weighted", "plain"):
+                for finding in positives:
+                    rows.append({"epochs": epochs, "seed": seed, "loss": loss, "finding": finding,
+                                 "train_positives": positives[finding], "rare": finding in ("B", "D"),
+                                 "auroc": base[finding] + (weighted_gain if loss == "weighted" else 0.0)
+                                 + (0.02 if seed else -0.02)})
+    return pd.DataFrame(rows)
+
+
+def test_weighted_vs_plain_draws_one_point_per_finding_and_loss():
+    """One panel per budget, findings by training positives, the mean AUROC of each loss as points?"""
+    fig = plot_weighted_vs_plain(_comparison_results())
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 2
+    for ax, epochs, gain in zip(fig.axes, (2, 30), (0.10, 0.0)):
+        ticks = [t.get_text() for t in ax.get_xticklabels()]
+        assert ticks == ["B (1)", "D (2)", "A (4)", "C (9)"]          # fewest training positives first
+        assert [t.get_fontweight() for t in ax.get_xticklabels()] == ["bold", "bold", "normal", "normal"]
+        points = [c for c in ax.collections if c.get_offsets().shape[0] and c.get_label() in
+                  ("weighted loss", "plain cross-entropy")]
+        assert [c.get_label() for c in points] == ["weighted loss", "plain cross-entropy"]
+        expected_plain = np.array([0.60, 0.65, 0.70, 0.90])         # seed offsets cancel in the mean
+        np.testing.assert_allclose(points[0].get_offsets(), np.c_[np.arange(4), expected_plain + gain])
+        np.testing.assert_allclose(points[1].get_offsets(), np.c_[np.arange(4), expected_plain])
+        assert ax.get_title() == (f"{epochs} epochs: rare findings weighted {0.625 + gain:.3f}, "
+                                  f"plain {0.625:.3f}")
+        # the rare findings (the first two) are shaded
+        [span] = [p for p in ax.patches if p.get_label() == "rare: fewest training positives"]
+        assert (span.get_x(), span.get_x() + span.get_width()) == pytest.approx((-0.5, 1.5))
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["weighted loss", "plain cross-entropy", "rare: fewest training positives",
+                      "chance (AUROC 0.5)"]
+    assert [line.get_ydata()[0] for line in fig.axes[1].lines] == [0.5]
+    assert "2 seeds" in fig.axes[0].get_ylabel()
+    with pytest.raises(TypeError, match="DataFrame of compare_weighted_plain"):
+        plot_weighted_vs_plain({"epochs": [2]})
+    with pytest.raises(ValueError, match=r"missing columns \['auroc'\]"):
+        plot_weighted_vs_plain(_comparison_results().drop(columns="auroc"))

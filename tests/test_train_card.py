@@ -1,10 +1,17 @@
-"""The model card's training section is written from the run's state.json and log.csv."""
+"""course_utils.train: the model card's training section is written from the run's state.json
+and log.csv; the weighted-vs-plain comparison (a new head on frozen embeddings, used by the
+flagship notebook and benchmarks/weighted_vs_unweighted.py) trains what it says and reports
+real AUROCs."""
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
-from course_utils.train import training_summary, write_training_section
+from course_utils.train import (
+    backbone_embeddings, class_weights_from_labels, compare_weighted_plain, comparison_summary,
+    comparison_table, rare_findings, train_head, training_summary, write_training_section)
 
 
 def _fake_run(tmp_path):
@@ -85,3 +92,167 @@ def test_write_training_section_needs_the_markers(tmp_path):
 def test_training_summary_without_a_run_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="train first"):
         training_summary(tmp_path / "missing")
+
+
+# ----------------------------------------------------------------------------- weighted vs plain
+def _embedding_problem(n=240, seed=0):
+    """Embeddings (n, 4) and 3 findings of decreasing frequency: the first two follow
+    features 0 and 1, the third, rare one (about 8% positives), is independent of them."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)).astype("float32")
+    y = np.stack([x[:, 0] > 0, x[:, 1] > 0.8, rng.random(n) < 0.08], axis=1).astype(int)
+    return x, y
+
+
+def _kernel(head):
+    return np.concatenate([np.ravel(w) for w in head.get_weights()])
+
+
+def test_weighting_moves_the_rare_findings_probabilities_up():
+    """Does the weighted head predict higher probabilities for a rare finding than the plain one,
+    which (trained to convergence) predicts its prevalence on average?"""
+    x, y = _embedding_problem()
+    pos_w, neg_w = class_weights_from_labels(y)
+    weighted = train_head(x, y, pos_w, neg_w, seed=0, epochs=40, lr=0.05)
+    plain = train_head(x, y, np.ones(3), np.ones(3), seed=0, epochs=40, lr=0.05)
+    p_weighted = np.asarray(weighted(x)).mean(axis=0)
+    p_plain = np.asarray(plain(x)).mean(axis=0)
+    prevalence = y.mean(axis=0)
+    assert abs(p_plain[2] - prevalence[2]) < 0.03, (p_plain, prevalence)
+    assert p_weighted[2] > 0.3 > 3 * p_plain[2], (p_weighted, p_plain)
+    assert not np.allclose(_kernel(weighted), _kernel(plain), atol=1e-3)
+
+
+def test_same_seed_same_initial_weights_and_batches():
+    """Do heads with the same seed start alike and see the same batches (Adam ignores a constant
+    factor on the loss, so doubling every weight gives the same head), and another seed not?"""
+    x, y = _embedding_problem(n=100)
+    np.testing.assert_array_equal(_kernel(train_head(x, y, [0.9] * 3, [0.1] * 3, seed=3, epochs=0)),
+                                  _kernel(train_head(x, y, [1.0] * 3, [1.0] * 3, seed=3, epochs=0)))
+    once = _kernel(train_head(x, y, np.ones(3), np.ones(3), seed=3, epochs=3, lr=0.01))
+    doubled = _kernel(train_head(x, y, 2 * np.ones(3), 2 * np.ones(3), seed=3, epochs=3, lr=0.01))
+    other_seed = _kernel(train_head(x, y, np.ones(3), np.ones(3), seed=4, epochs=3, lr=0.01))
+    np.testing.assert_allclose(doubled, once, atol=1e-4)
+    assert np.abs(other_seed - once).max() > 0.05
+
+
+def test_train_head_rejects_bad_inputs():
+    """Does train_head say what is wrong with its inputs?"""
+    x, y = _embedding_problem(n=20)
+    with pytest.raises(ValueError, match=r"shapes \(20, 4\) and \(19, 3\)"):
+        train_head(x, y[:19], np.ones(3), np.ones(3), seed=0, epochs=1)
+    with pytest.raises(ValueError, match="must be 0/1"):
+        train_head(x, y * 2, np.ones(3), np.ones(3), seed=0, epochs=1)
+    with pytest.raises(ValueError, match="pos_weights must hold 3"):
+        train_head(x, y, np.ones(2), np.ones(3), seed=0, epochs=1)
+    with pytest.raises(ValueError, match="epochs must be an integer >= 0"):
+        train_head(x, y, np.ones(3), np.ones(3), seed=0, epochs=1.5)
+    with pytest.raises(ValueError, match="lr must be a positive number"):
+        train_head(x, y, np.ones(3), np.ones(3), seed=0, epochs=1, lr=0)
+
+
+def test_rare_findings_are_those_with_fewest_positives():
+    """Are the rare findings the ones with the fewest training positives, fewest first?"""
+    y = np.array([[1, 0, 1, 0], [1, 1, 0, 0], [1, 0, 1, 1], [0, 0, 1, 0]])
+    assert rare_findings(y, ["A", "B", "C", "D"], rare=2) == ["B", "D"]     # tie: label order
+    assert rare_findings(y, ["A", "B", "C", "D"], rare=1) == ["B"]
+    with pytest.raises(ValueError, match="at most the number of labels"):
+        rare_findings(y, ["A", "B", "C", "D"], rare=5)
+
+
+def test_compare_weighted_plain_reports_each_heads_test_auroc():
+    """Does the comparison hold one row per budget, seed, loss and finding, with the AUROC that
+    head gets on the test embeddings?"""
+    x, y = _embedding_problem(n=300)
+    labels = ["Effusion", "Mass", "Hernia"]
+    results = compare_weighted_plain(x[:200], y[:200], x[200:], y[200:], labels, epochs=(1, 3),
+                                     repeats=1, rare=1, lr=0.01)
+    assert list(results.columns) == ["epochs", "seed", "loss", "finding", "train_positives", "rare", "auroc"]
+    assert len(results) == 2 * 1 * 2 * 3
+    assert results.groupby(["epochs", "loss"]).size().to_dict() == {
+        (1, "plain"): 3, (1, "weighted"): 3, (3, "plain"): 3, (3, "weighted"): 3}
+    assert results.loc[results["rare"], "finding"].unique().tolist() == ["Hernia"]
+    counts = dict(zip(labels, y[:200].sum(axis=0)))
+    assert (results["train_positives"] == results["finding"].map(counts)).all()
+    pos_w, neg_w = class_weights_from_labels(y[:200])
+    head = train_head(x[:200], y[:200], pos_w, neg_w, seed=0, epochs=3, lr=0.01)
+    scores = np.asarray(head(x[200:]))
+    got = results[(results["epochs"] == 3) & (results["loss"] == "weighted")].set_index("finding")["auroc"]
+    for j, label in enumerate(labels):
+        assert got[label] == pytest.approx(roc_auc_score(y[200:, j], scores[:, j]), abs=1e-6)
+    assert results["auroc"].between(0, 1).all()
+    with pytest.raises(ValueError, match="training data's 3 labels and 4 features"):
+        compare_weighted_plain(x, y, x[:, :3], y, labels, epochs=(1,), repeats=1, rare=1)
+    with pytest.raises(ValueError, match="each epoch budget must be an integer >= 1"):
+        compare_weighted_plain(x, y, x, y, labels, epochs=(0,), repeats=1, rare=1)
+
+
+def _handmade_results():
+    """Two seeds, two budgets, findings A (rare, 2 positives), B (5), C (rare, 1)."""
+    rows = []
+    auroc = {  # (epochs, loss, finding) -> AUROC of seeds 0 and 1
+        (2, "weighted", "A"): (0.8, 0.7), (2, "plain", "A"): (0.6, 0.5),
+        (2, "weighted", "B"): (0.9, 0.9), (2, "plain", "B"): (0.8, 1.0),
+        (2, "weighted", "C"): (0.7, 0.5), (2, "plain", "C"): (0.6, 0.8),
+        (9, "weighted", "A"): (0.8, 0.8), (9, "plain", "A"): (0.9, 0.9),
+        (9, "weighted", "B"): (0.9, 0.9), (9, "plain", "B"): (0.9, 0.9),
+        (9, "weighted", "C"): (0.6, 0.6), (9, "plain", "C"): (0.7, 0.7),
+    }
+    positives = {"A": 2, "B": 5, "C": 1}
+    for (epochs, loss, finding), values in auroc.items():
+        for seed, value in enumerate(values):
+            rows.append({"epochs": epochs, "seed": seed, "loss": loss, "finding": finding,
+                         "train_positives": positives[finding], "rare": finding != "B", "auroc": value})
+    return pd.DataFrame(rows)
+
+
+def test_comparison_table_and_summary_values():
+    """Are the per-finding means, the rare means and the seeds won what the AUROCs give?"""
+    results = _handmade_results()
+    table = comparison_table(results)
+    assert table.loc[2].index.tolist() == ["C", "A", "B"]           # fewest training positives first
+    np.testing.assert_allclose(table.loc[2, "weighted"], [0.6, 0.75, 0.9])
+    np.testing.assert_allclose(table.loc[2, "plain"], [0.7, 0.55, 0.9])
+    np.testing.assert_allclose(table.loc[2, "weighted - plain"], [-0.1, 0.2, 0.0], atol=1e-12)
+    assert table.loc[9, "rare"].tolist() == [True, True, False]
+    summary = comparison_summary(results)
+    assert summary.index.tolist() == [2, 9]
+    # epochs 2, seed 0: rare weighted (0.8 + 0.7) / 2 = 0.75 > plain 0.6; seed 1: 0.6 < 0.65
+    assert summary.loc[2, "rare_weighted"] == pytest.approx(0.675)
+    assert summary.loc[2, "rare_plain"] == pytest.approx(0.625)
+    assert summary.loc[2, "rare_difference"] == pytest.approx(0.05)
+    assert summary.loc[2, "seeds_weighted_higher"] == 1 and summary.loc[9, "seeds_weighted_higher"] == 0
+    assert summary.loc[9, "all_weighted"] == pytest.approx(2.3 / 3)
+    assert summary.loc[9, "rare_findings"] == ["C", "A"]
+    with pytest.raises(ValueError, match="missing columns"):
+        comparison_table(results.drop(columns="auroc"))
+    with pytest.raises(ValueError, match="both losses"):
+        comparison_summary(results[results["loss"] == "weighted"])
+
+
+def test_backbone_embeddings_are_the_layer_output_per_image(tmp_path):
+    """Are the embeddings the named layer's output for each image, in the DataFrame's order?"""
+    import keras
+    from PIL import Image
+
+    from course_utils.data import load_image
+
+    rng = np.random.default_rng(0)
+    names = [f"0000000{i}_000.png" for i in range(3)]
+    for name in names:
+        Image.fromarray(rng.integers(0, 255, (24, 24), dtype=np.uint8)).save(tmp_path / name)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    feature_map = keras.layers.Conv2D(5, 3, name="features")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(feature_map)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="sigmoid")(pooled))
+    df = pd.DataFrame({"Image": names[::-1]})
+    got = backbone_embeddings(model, df, tmp_path, mean=0.5, std=0.25, batch_size=2)
+    assert got.shape == (3, 5) and got.dtype == np.float32
+    embedder = keras.Model(model.input, model.get_layer("avg_pool").output)
+    images = np.stack([load_image(tmp_path / name, size=16, mean=0.5, std=0.25) for name in names[::-1]])
+    np.testing.assert_allclose(got, np.asarray(embedder(images)), atol=1e-5)
+    with pytest.raises(ValueError, match="no layer 'pool'"):
+        backbone_embeddings(model, df, tmp_path, mean=0.5, std=0.25, layer="pool")
+    with pytest.raises(ValueError, match="not one vector per image"):
+        backbone_embeddings(model, df, tmp_path, mean=0.5, std=0.25, layer="features")
