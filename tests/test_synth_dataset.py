@@ -117,6 +117,43 @@ def test_rerun_is_a_noop_and_repairs_a_damaged_set(tmp_path, small_sets):
     assert image.read_bytes() == original and (folder / D.MANIFEST).read_text() == manifest
 
 
+def test_sample_images_cover_every_finding_present(small_sets):
+    """Does the up-to-date check re-render, for every finding in the set, an image that shows
+    it (so that a change to how one finding is drawn is noticed)?"""
+    patients = small_sets["part-a"] + small_sets["part-b"]
+    present = {j for p in patients for im in p.images for j in range(len(CSV_LABELS)) if im.labels[j]}
+    sample = D._sample_images(patients)
+    shown = {j for p, k in sample for j in range(len(CSV_LABELS)) if p.images[k].labels[j]}
+    assert len(present) >= 8 and shown == present
+    assert sample[:2] == [(patients[0], 0), (patients[-1], 0)]
+    assert len(sample) <= 2 + len(present)
+
+
+def test_changed_rendering_of_one_finding_is_not_taken_for_up_to_date(tmp_path, small_sets, monkeypatch):
+    """When the drawing of one finding changes (labels and parameters unchanged), is the set
+    regenerated instead of reported up to date?"""
+    from course_utils.synth import render as R
+
+    drawn = {"Effusion": "_effusion", "Pleural_Thickening": "_pleural_thickening", "Edema": "_edema",
+             "Emphysema": "_emphysema", "Fibrosis": "_fibrosis", "Pneumothorax": "_pneumothorax",
+             "Hernia": "_hernia"}
+    patients = small_sets["part-a"] + small_sets["part-b"]
+    present = [f for f in drawn if any(im.labels[CSV_LABELS.index(f)] for p in patients for im in p.images)]
+    assert present, "the small set shows none of the findings this test can patch"
+    finding = present[-1]          # the least common of them here: not on the first image
+    folder = tmp_path / "set"
+    params = {"set": "small", "size": SIZE}
+    D.write_set(folder, "small", small_sets, params, seed=5, size=SIZE, workers=1, progress=False)
+    original = getattr(R, drawn[finding])
+
+    def brighter(c, sev, rng, *args):
+        original(c, sev, rng, *args)
+        c.add += 0.05                              # the finding now also brightens the film
+    monkeypatch.setattr(R, drawn[finding], brighter)
+    report = D.write_set(folder, "small", small_sets, params, seed=5, size=SIZE, workers=1, progress=False)
+    assert report.status == "generated"
+
+
 def test_changed_labels_are_not_taken_for_up_to_date(tmp_path, small_sets):
     """With identical parameters but different patients (as after a change of
     the label model), is the set regenerated and stale images removed?"""

@@ -239,12 +239,30 @@ def _verify(folder: Path, params: dict, tables: Mapping[str, bytes], patients: l
         path = folder / name
         if not path.is_file() or sha256_file(path) != digest:
             return None
-    sample = [patients[0], patients[-1]] + [p for p in patients if p.positives().any()][:2]
-    for p in sample:
-        for name, data, _ in render_patient(p.truncated(1), seed, size):
-            if hashes.get(f"images/{name}") != sha256_bytes(data):
-                return None
+    for p, k in _sample_images(patients):
+        name, data, _ = list(render_patient(p.truncated(k + 1), seed, size))[k]
+        if hashes.get(f"images/{name}") != sha256_bytes(data):
+            return None
     return len(hashes)
+
+
+def _sample_images(patients: list[L.Patient]) -> list[tuple[L.Patient, int]]:
+    """(patient, follow-up index) of the images ``_verify`` re-renders: the first image of the
+    first and of the last patient, and the first image showing each finding, so that a change
+    to how any one finding is drawn is noticed (about 16 renders, well under a second)."""
+    sample = [(patients[0], 0), (patients[-1], 0)]
+    missing = set(range(len(CSV_LABELS)))
+    for p in patients:
+        if not missing:
+            break
+        if not p.positives().any():
+            continue
+        for k, image in enumerate(p.images):
+            found = {j for j in missing if image.labels[j]}
+            if found:
+                sample.append((p, k))
+                missing -= found
+    return sample
 
 
 @contextlib.contextmanager

@@ -92,6 +92,14 @@ film, as NIH's text-mined labels have them), and its visible forms start at CTR
 0.524, against normal PA hearts of 0.38-0.48 and AP-magnified normal hearts up
 to ~0.53.
 
+Pleural_Thickening was drawn, until December 2026, as a band centred on the
+lung's lateral edge, so half of it fell outside the lung and the visible part
+was 1-3 px at 128 px (C 1.4 at severity 0.5): even at severity 1 it was hard to
+see, and the course model stayed at validation AUROC 0.52-0.61 on it through 28
+epochs.  Now the band's centre lies inside the lung (about 80 % of it is lung),
+3-7 px at 128 px (1-2 cm of a 40 cm film, the range of diffuse pleural
+thickening), and C at severity 0.12 / 0.5 / 1 is 0.66 / 2.65 / 4.8.
+
 The invisible share of a *course split* is not left to chance: a small split
 drawn independently gets it wrong by a lot (the 420-image test split had 6 of
 its 8 Pleural_Thickening images invisible, capping any model at ~0.63, and no
@@ -748,18 +756,19 @@ def _pleural_thickening(c: _Canvas, sev, rng):
     g = c.g
     s = -1 if rng.uniform() < 0.5 else 1
     apical = rng.uniform() < 0.5
-    t = 0.010 + 0.012 * rng.uniform()
+    t = 0.016 + 0.016 * rng.uniform()       # half-width of the drawn band (fraction of the film)
+    inset = 0.6 * t                          # the band's centre lies inside the lung: ~0.8 of it is lung
     if apical:
         ys = np.linspace(g.apex, g.apex + 0.07, 10)
-        pts = [(0.5 + s * float(g.medial(y, s)), float(y)) for y in ys[::-1]] + \
-              [(0.5 + s * float(g.lateral(y, s)), float(y)) for y in ys]
+        pts = [(0.5 + s * float(g.medial(y, s) + inset), float(y) + inset) for y in ys[::-1]] + \
+              [(0.5 + s * float(g.lateral(y, s) - inset), float(y) + inset) for y in ys]
     else:
         y0 = g.apex + rng.uniform(0.25, 0.5) * (g.dome_top[s] - g.apex)
         ys = np.linspace(y0, y0 + rng.uniform(0.12, 0.22), 12)
-        pts = [(0.5 + s * float(g.lateral(y, s)), float(y)) for y in ys]
+        pts = [(0.5 + s * float(g.lateral(y, s) - inset), float(y)) for y in ys]
     band = _draw_lines(c.size, [pts], 2 * t * c.size, 1.0, 0.8 * c.px) * c.lung_soft
     c.air_mult *= 1.0 - 0.9 * sev * band
-    c.add += 0.12 * sev * band
+    c.add += 0.16 * sev * band
     c.masks["Pleural_Thickening"] = band > 0.3
 
 
