@@ -483,6 +483,12 @@ def export(run_dir: Path, out: Path) -> Path:
     meta = {k: state[k] for k in ("mean", "std", "input_size", "n_train", "n_valid", "batch_size", "lr",
                                   "steps_per_epoch", "seed", "best_epoch", "best_val_mean_auroc",
                                   "epoch") if k in state}
+    # where these weights came from, so that a later fine-tune's card can say it
+    meta["init"] = state.get("init", "random")
+    own = int(state["best_epoch"]) * int(state["steps_per_epoch"]) * int(state["batch_size"])
+    behind = _images_behind(state["init_from"]) if meta["init"] == "course" and state.get("init_from") else 0
+    if behind is not None:
+        meta["images_seen_total"] = behind + own
     path = save_course_weights(model, out, meta)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB), best epoch {state.get('best_epoch')} "
           f"val mean AUROC {state.get('best_val_mean_auroc')}")
@@ -552,18 +558,36 @@ def training_summary(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def _images_behind(meta: dict) -> int | None:
+    """Training images behind a shipped checkpoint, from its metadata: ``images_seen_total``
+    (written by ``export`` since course_utils 0.2.0), or its best epoch's images when the
+    metadata says it was trained from random weights (``init`` "random"); None when the
+    metadata does not say (checkpoints exported before 0.2.0)."""
+    if "images_seen_total" in meta:
+        return int(meta["images_seen_total"])
+    if meta.get("init") == "random":
+        return int(meta["best_epoch"]) * int(meta["steps_per_epoch"]) * int(meta["batch_size"])
+    return None
+
+
 def _start_of_run(state: dict, images_seen: int) -> str:
     """What the run's weights started from, for the card: random weights, or (``--init
-    course``) the checkpoint shipped then, described by its own metadata."""
+    course``) the checkpoint shipped then, described by its own metadata.  How *that*
+    checkpoint started is said only where its metadata records it (``init``, written by
+    ``export`` since course_utils 0.2.0; the model card's data section tells the stages)."""
     prev = state.get("init_from")
     if state.get("init") != "course" or not prev:
         return "From random initialisation (no ImageNet weights exist offline)."
-    behind = int(prev["best_epoch"]) * int(prev["steps_per_epoch"]) * int(prev["batch_size"])
-    return (f"Started from the course checkpoint shipped before (`--init course`), itself trained from "
-            f"random initialisation: epoch {prev['best_epoch']} of a {prev['epoch']}-epoch run, "
-            f"{behind:,} images of a {prev['n_train']:,}-image training corpus, validation mean AUROC "
-            f"{prev['best_val_mean_auroc']:.3f} on that corpus; with this run, {behind + images_seen:,} "
-            f"training images in all.")
+    own = int(prev["best_epoch"]) * int(prev["steps_per_epoch"]) * int(prev["batch_size"])
+    origin = {"course": ", itself a fine-tune of the checkpoint shipped before it",
+              "random": ", itself trained from random initialisation"}.get(prev.get("init"), "")
+    behind = _images_behind(prev)
+    total = (f"; with this run, {behind + images_seen:,} training images in all" if behind is not None
+             else "")
+    return (f"Started from the course checkpoint shipped before (`--init course`){origin}: epoch "
+            f"{prev['best_epoch']} of a {prev['epoch']}-epoch run, {own:,} images of a "
+            f"{prev['n_train']:,}-image training corpus, validation mean AUROC "
+            f"{prev['best_val_mean_auroc']:.3f} on that corpus{total}.")
 
 
 def write_training_section(run_dir: Path, card: Path) -> None:

@@ -48,8 +48,9 @@ def test_training_summary_of_a_run_started_from_the_shipped_weights(tmp_path):
     own metadata: its best epoch's images, not its last epoch's) and count the images of both?"""
     run = _fake_run(tmp_path)
     state = json.loads((run / "state.json").read_text())
-    state.update(init="course", init_from={"best_epoch": 34, "epoch": 36, "steps_per_epoch": 50,
-                                           "batch_size": 32, "n_train": 7158, "best_val_mean_auroc": 0.8521})
+    shipped = {"best_epoch": 34, "epoch": 36, "steps_per_epoch": 50, "batch_size": 32, "n_train": 7158,
+               "best_val_mean_auroc": 0.8521}
+    state.update(init="course", init_from=dict(shipped, init="random"))
     (run / "state.json").write_text(json.dumps(state))
     text = training_summary(run)
     assert "random initialisation (no ImageNet" not in text
@@ -57,8 +58,45 @@ def test_training_summary_of_a_run_started_from_the_shipped_weights(tmp_path):
             "random initialisation: epoch 34 of a 36-epoch run, 54,400 images of a 7,158-image training "
             "corpus, validation mean AUROC 0.852 on that corpus; with this run, 55,000 training images "
             "in all.") in text
+    # a fine-tune of a fine-tune: the images behind the start come from its images_seen_total
+    state.update(init_from=dict(shipped, init="course", images_seen_total=99_200))
+    (run / "state.json").write_text(json.dumps(state))
+    assert ("(`--init course`), itself a fine-tune of the checkpoint shipped before it: epoch 34 of a "
+            "36-epoch run, 54,400 images of a 7,158-image training corpus, validation mean AUROC 0.852 "
+            "on that corpus; with this run, 99,800 training images in all.") in training_summary(run)
+    # metadata exported before 0.2.0 does not say how the checkpoint started: no claim, no total
+    state.update(init_from=shipped)
+    (run / "state.json").write_text(json.dumps(state))
+    text = training_summary(run)
+    assert ("Started from the course checkpoint shipped before (`--init course`): epoch 34 of a 36-epoch "
+            "run, 54,400 images of a 7,158-image training corpus, validation mean AUROC 0.852 on that "
+            "corpus.") in text and "in all" not in text and "itself" not in text
     (tmp_path / "b").mkdir()
     assert "From random initialisation (no ImageNet weights exist offline)." in training_summary(_fake_run(tmp_path / "b"))
+
+
+def test_export_records_where_the_weights_came_from(tmp_path):
+    """Does the exported file's metadata say how the run started (init) and how many training
+    images are behind its weights in all (images_seen_total), for the next fine-tune's card?"""
+    from course_utils.models import build_densenet121, read_course_metadata
+    from course_utils.train import export
+
+    run = _fake_run(tmp_path)
+    state = json.loads((run / "state.json").read_text())
+    state.update(input_size=32, init="course", init_from={"best_epoch": 25, "epoch": 28, "steps_per_epoch": 50,
+                                                          "batch_size": 32, "n_train": 9000,
+                                                          "best_val_mean_auroc": 0.805, "init": "course",
+                                                          "images_seen_total": 99_200})
+    (run / "state.json").write_text(json.dumps(state))
+    build_densenet121(input_size=32).save_weights(run / "best.weights.h5")
+    meta = read_course_metadata(export(run, tmp_path / "out.npz"))
+    assert meta["init"] == "course" and meta["best_epoch"] == 2
+    assert meta["images_seen_total"] == 99_200 + 2 * 20 * 10          # best epoch 2 x 20 steps x batch 10
+    state.update(init="random")
+    state.pop("init_from")
+    (run / "state.json").write_text(json.dumps(state))
+    meta = read_course_metadata(export(run, tmp_path / "out2.npz"))
+    assert meta["init"] == "random" and meta["images_seen_total"] == 400
 
 
 def test_training_summary_names_a_change_of_validation_set(tmp_path):
