@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -337,8 +338,8 @@ def _auroc_callback(val_ds, y_val: np.ndarray, labels, run_dir: Path):
             improved = mean_auc > self.best
             if improved:
                 self.best = mean_auc
-                self.model.save_weights(run_dir / "best.weights.h5")
-            self.model.save(run_dir / "last.keras")
+                _save_atomically(self.model.save_weights, run_dir / "best.weights.h5")
+            _save_atomically(self.model.save, run_dir / "last.keras")
             _write_state(run_dir, epoch=epoch + 1, best_val_mean_auroc=self.best,
                          **({"best_epoch": epoch + 1} if improved else {}))
             worst = sorted(zip(aucs, labels))[:3]
@@ -351,6 +352,18 @@ def _auroc_callback(val_ds, y_val: np.ndarray, labels, run_dir: Path):
     return ValidationAUROC()
 
 
+def _save_atomically(save, path: Path) -> None:
+    """``save(tmp)`` then rename ``tmp`` to ``path``: a run interrupted while saving (Ctrl-C,
+    kill, power) keeps the previous complete checkpoint instead of a truncated file that
+    cannot be resumed from.  ``tmp`` keeps ``path``'s suffix (``.keras``, ``.weights.h5``),
+    which Keras requires."""
+    suffix = "".join(path.suffixes)
+    tmp = path.with_name(f".{path.name[:-len(suffix)]}-partial{suffix}")
+    tmp.unlink(missing_ok=True)
+    save(str(tmp))
+    os.replace(tmp, path)
+
+
 def _read_state(run_dir: Path) -> dict:
     path = run_dir / "state.json"
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -359,7 +372,9 @@ def _read_state(run_dir: Path) -> dict:
 def _write_state(run_dir: Path, **updates) -> None:
     state = _read_state(run_dir)
     state.update(updates)
-    (run_dir / "state.json").write_text(json.dumps(state, indent=2))
+    tmp = run_dir / ".state-partial.json"
+    tmp.write_text(json.dumps(state, indent=2))
+    os.replace(tmp, run_dir / "state.json")          # never a half-written state.json
 
 
 def last_exists(run_dir: Path) -> bool:
@@ -419,7 +434,14 @@ def train(data: Path, run_dir: Path, epochs: int, steps_per_epoch: int, batch_si
     last = run_dir / "last.keras"
     initial_epoch = int(state.get("epoch", 0))
     if last.is_file():
-        model = keras.models.load_model(last)
+        try:
+            model = keras.models.load_model(last)
+        except (ValueError, OSError) as exc:
+            raise RuntimeError(
+                f"cannot resume from {last}: it is not a complete Keras file ({exc}). It was probably "
+                f"cut off by an interruption while being saved (checkpoints are written atomically "
+                f"since course_utils 0.2.0). Move it away to start the run again from --init, or "
+                f"rebuild it from {run_dir / 'best.weights.h5'} (the best epoch's weights).") from exc
         print(f"resuming {run_dir} after epoch {initial_epoch}", flush=True)
         current_lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
         if lr is not None and abs(current_lr - lr) > 1e-12:

@@ -3,6 +3,7 @@ and log.csv; the weighted-vs-plain comparison (a new head on frozen embeddings, 
 flagship notebook and benchmarks/weighted_vs_unweighted.py) trains what it says and reports
 real AUROCs."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -97,6 +98,51 @@ def test_export_records_where_the_weights_came_from(tmp_path):
     (run / "state.json").write_text(json.dumps(state))
     meta = read_course_metadata(export(run, tmp_path / "out2.npz"))
     assert meta["init"] == "random" and meta["images_seen_total"] == 400
+
+
+def test_checkpoints_are_written_atomically(tmp_path):
+    """A save interrupted half-way leaves the previous complete checkpoint (the cause of a lost
+    run: a kill during model.save truncated last.keras); a finished save replaces it and
+    leaves no partial file behind."""
+    from course_utils.train import _save_atomically
+
+    path = tmp_path / "last.keras"
+    path.write_bytes(b"complete checkpoint")
+
+    def killed(target):
+        with open(target, "wb") as f:
+            f.write(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _save_atomically(killed, path)
+    assert path.read_bytes() == b"complete checkpoint"
+    _save_atomically(lambda target: Path(target).write_bytes(b"new"), path)
+    assert path.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.keras"]
+    saved = []
+    _save_atomically(lambda target: saved.append(target) or Path(target).write_bytes(b"w"),
+                     tmp_path / "best.weights.h5")
+    assert saved[0].endswith(".weights.h5")          # the suffix Keras requires is kept
+
+
+def test_resuming_from_a_damaged_checkpoint_says_what_to_do(tmp_path):
+    from course_utils.constants import LABELS
+    from course_utils.train import train
+
+    corpus = tmp_path / "corpus" / "pretrain"
+    corpus.mkdir(parents=True)
+    frame = pd.DataFrame({"Image": ["a.png", "b.png"], **{label: [0, 1] for label in LABELS}})
+    for name in ("pretrain-train.csv", "pretrain-valid.csv"):
+        frame.to_csv(corpus / name, index=False)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "state.json").write_text(json.dumps({"mean": 0.5, "std": 0.25, "n_valid": 2, "epoch": 3}))
+    (run / "last.keras").write_bytes(b"PK\x03\x04 cut off")
+    with pytest.raises(RuntimeError, match=r"cannot resume from .*last.keras.*not a complete Keras file"
+                                           r".*best.weights.h5"):
+        train(tmp_path / "corpus", run, epochs=5, steps_per_epoch=1, batch_size=2, lr=None, input_size=32,
+              val_limit=None, init=None, augment=False, seed=0)
 
 
 def test_training_summary_names_a_change_of_validation_set(tmp_path):
