@@ -139,14 +139,14 @@ def predict(model, df, image_dir, batch_size: int = 32, mean: float | None = Non
     model carries them (``model.course_metadata``), else ``mean``/``std``,
     else the course's default training statistics.
     """
-    from .pipeline import make_dataset
+    from .pipeline import DEFAULT_IMAGE_SIZE, make_dataset
 
     meta = getattr(model, "course_metadata", None) or {}
     if mean is None:
         mean = meta.get("mean")
     if std is None:
         std = meta.get("std")
-    size = int(model.input_shape[1])
+    size = int(model.input_shape[1] or DEFAULT_IMAGE_SIZE)    # a model built for any size: the course's
     # labels are not needed for prediction, but the pipeline yields (x, y):
     # use the course label names present in df, or a dummy zero column.
     label_cols = [c for c in LABELS if c in df.columns]

@@ -92,14 +92,14 @@ def backbone_embeddings(model, df, image_dir, mean, std, batch_size: int = 32,
     float32 ``(len(df), features)`` (``(len(df), 1024)`` for the course model's ``avg_pool``,
     the global-average-pooled features that its Dense layer reads).
 
-    Images are read from ``image_dir / df["Image"]`` through the course pipeline
-    (``make_dataset``, no shuffling, no augmentation) at the model's input size and normalised
+    Images are read from ``image_dir / df["Image"]`` by ``models.predict`` (the course pipeline,
+    no shuffling, no augmentation) at the model's input size and normalised
     with ``mean``/``std``, the statistics the model was trained with (``course_metadata``).
     Raises ValueError when the layer does not exist or its output is not one vector per image.
     """
     import keras
 
-    from .pipeline import DEFAULT_IMAGE_SIZE, make_dataset
+    from .models import predict
 
     names = [l.name for l in model.layers]
     if layer not in names:
@@ -109,11 +109,7 @@ def backbone_embeddings(model, df, image_dir, mean, std, batch_size: int = 32,
         raise ValueError(f"layer {layer!r} outputs shape {tuple(output.shape)}, not one vector per image "
                          f"(batch, features): choose a pooled layer such as 'avg_pool'")
     embedder = keras.Model(model.input, output)
-    size = model.input_shape[1] or DEFAULT_IMAGE_SIZE
-    # labels are not needed, but the pipeline yields (x, y): a dummy zero column
-    ds = make_dataset(df.assign(_dummy=0), image_dir, ["_dummy"], image_size=int(size),
-                      batch_size=_check_count(batch_size, "batch_size"), mean=mean, std=std)
-    return np.asarray(embedder.predict(ds.map(lambda x, y: x), verbose=0), dtype=np.float32)
+    return predict(embedder, df, image_dir, batch_size=_check_count(batch_size, "batch_size"), mean=mean, std=std)
 
 
 def _check_head_data(x, y, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -372,9 +368,8 @@ def _read_state(run_dir: Path) -> dict:
 def _write_state(run_dir: Path, **updates) -> None:
     state = _read_state(run_dir)
     state.update(updates)
-    tmp = run_dir / ".state-partial.json"
-    tmp.write_text(json.dumps(state, indent=2))
-    os.replace(tmp, run_dir / "state.json")          # never a half-written state.json
+    text = json.dumps(state, indent=2)
+    _save_atomically(lambda tmp: Path(tmp).write_text(text), run_dir / "state.json")   # never half-written
 
 
 def last_exists(run_dir: Path) -> bool:
@@ -507,7 +502,7 @@ def export(run_dir: Path, out: Path) -> Path:
                                   "epoch") if k in state}
     # where these weights came from, so that a later fine-tune's card can say it
     meta["init"] = state.get("init", "random")
-    own = int(state["best_epoch"]) * int(state["steps_per_epoch"]) * int(state["batch_size"])
+    own = _best_epoch_images(state)
     behind = _images_behind(state["init_from"]) if meta["init"] == "course" and state.get("init_from") else 0
     if behind is not None:
         meta["images_seen_total"] = behind + own
@@ -580,6 +575,11 @@ def training_summary(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def _best_epoch_images(meta: dict) -> int:
+    """Training images behind a run's best epoch (``state.json`` or shipped metadata)."""
+    return int(meta["best_epoch"]) * int(meta["steps_per_epoch"]) * int(meta["batch_size"])
+
+
 def _images_behind(meta: dict) -> int | None:
     """Training images behind a shipped checkpoint, from its metadata: ``images_seen_total``
     (written by ``export`` since course_utils 0.2.0), or its best epoch's images when the
@@ -588,7 +588,7 @@ def _images_behind(meta: dict) -> int | None:
     if "images_seen_total" in meta:
         return int(meta["images_seen_total"])
     if meta.get("init") == "random":
-        return int(meta["best_epoch"]) * int(meta["steps_per_epoch"]) * int(meta["batch_size"])
+        return _best_epoch_images(meta)
     return None
 
 
@@ -600,7 +600,7 @@ def _start_of_run(state: dict, images_seen: int) -> str:
     prev = state.get("init_from")
     if state.get("init") != "course" or not prev:
         return "From random initialisation (no ImageNet weights exist offline)."
-    own = int(prev["best_epoch"]) * int(prev["steps_per_epoch"]) * int(prev["batch_size"])
+    own = _best_epoch_images(prev)
     origin = {"course": ", itself a fine-tune of the checkpoint shipped before it",
               "random": ", itself trained from random initialisation"}.get(prev.get("init"), "")
     behind = _images_behind(prev)
