@@ -376,9 +376,39 @@ def last_exists(run_dir: Path) -> bool:
     return (run_dir / "last.keras").is_file()
 
 
+def oversample(df, factors: dict[str, int], labels=LABELS):
+    """``df`` with every image that is positive for a finding in ``factors`` repeated so that it
+    appears ``factors[finding]`` times in all (an image positive for two of them: the larger
+    factor). Returns a new frame; the rows keep their order, copies follow the originals."""
+    import pandas as pd
+
+    for name, k in factors.items():
+        if name not in labels:
+            raise ValueError(f"cannot oversample {name!r}: not one of the labels {list(labels)}")
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"oversampling factor for {name} must be an integer >= 1, got {k!r}")
+    repeats = np.ones(len(df), dtype=int)
+    for name, k in factors.items():
+        positive = df[name].to_numpy() == 1
+        repeats[positive] = np.maximum(repeats[positive], int(k))
+    extra = df.loc[df.index.repeat(repeats - 1)]
+    return pd.concat([df, extra], ignore_index=True)
+
+
+def parse_oversample(items) -> dict[str, int]:
+    """``["Pleural_Thickening=4", "Nodule=2"]`` -> ``{"Pleural_Thickening": 4, "Nodule": 2}``."""
+    factors = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise ValueError(f"--oversample takes FINDING=K with an integer K >= 1, got {item!r}")
+        factors[name.strip()] = int(value)
+    return factors
+
+
 def train(data: Path, run_dir: Path, epochs: int, steps_per_epoch: int, batch_size: int,
           lr: float, input_size: int, val_limit: int | None, init: str | None,
-          augment: bool, seed: int) -> Path:
+          augment: bool, seed: int, oversample_factors: dict[str, int] | None = None) -> Path:
     import keras
     import pandas as pd
 
@@ -422,6 +452,18 @@ def train(data: Path, run_dir: Path, epochs: int, steps_per_epoch: int, batch_si
         print(f"validation on {len(valid_df)} images from epoch {state.get('epoch', 0) + 1} "
               f"(was {history[-2][1]}): the best epoch is chosen again from here", flush=True)
     mean, std = state["mean"], state["std"]
+    if oversample_factors is not None and oversample_factors != state.get("oversample", {}):
+        # recorded with the epoch it starts from, so that the card can say what the run saw
+        history = state.get("oversample_history", [[0, state.get("oversample", {})]])
+        history.append([int(state.get("epoch", 0)), oversample_factors])
+        _write_state(run_dir, oversample=oversample_factors, oversample_history=history)
+        state = _read_state(run_dir)
+    factors = state.get("oversample", {})
+    if factors:
+        n_before = len(train_df)
+        train_df = oversample(train_df, factors, labels)
+        print(f"oversampling {factors}: {n_before} -> {len(train_df)} training rows", flush=True)
+    # the weights balance each finding's positives and negatives in the stream the model sees
     pos_w, neg_w = class_weights_from_labels(train_df[labels].to_numpy())
 
     Loss = _weighted_bce_class()
@@ -438,6 +480,11 @@ def train(data: Path, run_dir: Path, epochs: int, steps_per_epoch: int, batch_si
                 f"since course_utils 0.2.0). Move it away to start the run again from --init, or "
                 f"rebuild it from {run_dir / 'best.weights.h5'} (the best epoch's weights).") from exc
         print(f"resuming {run_dir} after epoch {initial_epoch}", flush=True)
+        if not np.allclose(getattr(model.loss, "pos_weights", pos_w), pos_w):
+            # the sampling changed (--oversample): the loss's weights follow it; the optimizer
+            # object, with its moments and step count, is kept
+            model.compile(optimizer=model.optimizer, loss=Loss(pos_w, neg_w))
+            print("class weights recomputed for the new sampling", flush=True)
         current_lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
         if lr is not None and abs(current_lr - lr) > 1e-12:
             model.optimizer.learning_rate.assign(lr)
@@ -562,7 +609,7 @@ def training_summary(run_dir: Path) -> str:
         f"{state['steps_per_epoch']} steps per epoch, {epochs} epochs = {images_seen:,} training images seen "
         f"(about {images_seen / max(int(state['n_train']), 1):.1f} passes over the corpus); augmentation: shift, "
         f"zoom, brightness and contrast, no flip (`course_utils.pipeline.augment_gray`); "
-        f"class-weighted binary cross-entropy; Adam, learning rate {schedule}.",
+        f"class-weighted binary cross-entropy; Adam, learning rate {schedule}." + _sampling(state),
         f"- {_start_of_run(state, images_seen)} Best epoch by validation mean "
         f"AUROC: {state['best_epoch']} ({state['best_val_mean_auroc']:.3f}); shipped as float16.",
         f"- Validation AUROC per finding at that epoch: {per_finding}.",
@@ -573,6 +620,20 @@ def training_summary(run_dir: Path) -> str:
         f"`docs/model_training_curves.png` is the copy for this checkpoint.",
     ]
     return "\n".join(lines)
+
+
+def _sampling(state: dict) -> str:
+    """The card's words for ``--oversample`` (empty when the run never oversampled)."""
+    history = [(start, f) for start, f in state.get("oversample_history", []) if f or start]
+    if not history:
+        return ""
+    parts = []
+    for start, factors in history:
+        what = (", ".join(f"{name} positives x{k}" for name, k in factors.items())
+                if factors else "natural frequencies")
+        parts.append(f"{what} from epoch {start + 1}")
+    return (" Sampling: " + "; ".join(parts) + " (each finding's class weights computed from the "
+            "oversampled stream, `course train --oversample`).")
 
 
 def _best_epoch_images(meta: dict) -> int:
@@ -641,6 +702,9 @@ def register(subparsers) -> None:
                    help="start from random weights or from the shipped course weights")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--oversample", action="append", metavar="FINDING=K", default=None,
+                   help="repeat each training image positive for FINDING K times (repeatable); "
+                        "recorded in the run's state.json from the epoch it starts")
     p.add_argument("--export", type=Path, nargs="?", const=COURSE_WEIGHTS_FILE, default=None,
                    help=f"only export the run's best weights (default path {COURSE_WEIGHTS_FILE})")
     p.add_argument("--write-card", type=Path, nargs="?", const=paths.REPO_DIR / "MODEL_CARD.md", default=None,
@@ -665,5 +729,6 @@ def _main(args) -> int:
         return 0
     train(paths.data_dir(args.data), args.run, args.epochs, args.steps_per_epoch, args.batch_size,
           args.lr, args.input_size, args.val_limit, None if args.init == "random" else args.init,
-          not args.no_augment, args.seed)
+          not args.no_augment, args.seed,
+          None if args.oversample is None else parse_oversample(args.oversample))
     return 0

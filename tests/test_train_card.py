@@ -340,3 +340,49 @@ def test_backbone_embeddings_are_the_layer_output_per_image(tmp_path):
         backbone_embeddings(model, df, tmp_path, mean=0.5, std=0.25, layer="pool")
     with pytest.raises(ValueError, match="not one vector per image"):
         backbone_embeddings(model, df, tmp_path, mean=0.5, std=0.25, layer="features")
+
+
+def test_oversample_repeats_positive_images_and_nothing_else():
+    from course_utils.train import oversample, parse_oversample
+    df = pd.DataFrame({"Image": ["a", "b", "c", "d"], "Mass": [1, 0, 1, 0], "Nodule": [0, 1, 1, 0]})
+    out = oversample(df, {"Mass": 3, "Nodule": 2}, labels=["Mass", "Nodule"])
+    counts = out["Image"].value_counts().to_dict()
+    # a: Mass only -> 3; b: Nodule only -> 2; c: both -> the larger factor, 3; d: negative -> 1
+    assert counts == {"a": 3, "b": 2, "c": 3, "d": 1}
+    assert list(out["Image"][:4]) == ["a", "b", "c", "d"]         # originals first, in order
+    assert len(df) == 4                                           # the input is not modified
+    # the stream's class weights follow the oversampled frequencies
+    w_p, w_n = class_weights_from_labels(out[["Mass", "Nodule"]].to_numpy())
+    assert w_p[0] == pytest.approx(1 / 3) and w_n[0] == pytest.approx(2 / 3)   # 6 of 9 rows Mass
+    assert parse_oversample(["Mass=3", " Nodule = 2"]) == {"Mass": 3, "Nodule": 2}
+    assert parse_oversample(None) == {}
+
+
+@pytest.mark.parametrize("factors, match", [({"Hernai": 2}, "not one of the labels"),
+                                            ({"Mass": 0}, "integer >= 1"),
+                                            ({"Mass": 1.5}, "integer >= 1")])
+def test_oversample_rejects_bad_factors(factors, match):
+    from course_utils.train import oversample
+    df = pd.DataFrame({"Image": ["a"], "Mass": [1]})
+    with pytest.raises(ValueError, match=match):
+        oversample(df, factors, labels=["Mass"])
+
+
+@pytest.mark.parametrize("item", ["Mass", "Mass=", "Mass=two", "Mass=-1"])
+def test_parse_oversample_says_the_format(item):
+    from course_utils.train import parse_oversample
+    with pytest.raises(ValueError, match="FINDING=K"):
+        parse_oversample([item])
+
+
+def test_training_summary_says_when_the_run_oversampled(tmp_path):
+    run = _fake_run(tmp_path)
+    state = json.loads((run / "state.json").read_text())
+    state.update(oversample={"Nodule": 2}, oversample_history=[[0, {}], [2, {"Nodule": 2}]])
+    (run / "state.json").write_text(json.dumps(state))
+    text = training_summary(run)
+    assert "Sampling: Nodule positives x2 from epoch 3" in text
+    assert "natural frequencies" not in text          # the start at natural frequencies is implied
+    state.pop("oversample_history")
+    (run / "state.json").write_text(json.dumps(state))
+    assert "Sampling" not in training_summary(run)
