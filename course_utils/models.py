@@ -139,6 +139,8 @@ def predict(model, df, image_dir, batch_size: int = 32, mean: float | None = Non
     model carries them (``model.course_metadata``), else ``mean``/``std``,
     else the course's default training statistics.
     """
+    import pandas as pd
+
     from .pipeline import DEFAULT_IMAGE_SIZE, make_dataset
 
     meta = getattr(model, "course_metadata", None) or {}
@@ -151,11 +153,19 @@ def predict(model, df, image_dir, batch_size: int = 32, mean: float | None = Non
     # use the course label names present in df, or a dummy zero column.
     label_cols = [c for c in LABELS if c in df.columns]
     frame = df if label_cols else df.assign(_dummy=0)
+    # A last, smaller batch would make Keras trace (compile) the model a second time, which costs
+    # more than predicting the few repeated images that fill it up; their outputs are cut off.
+    n = len(frame)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    short = -n % batch_size if n > batch_size else 0
+    if short:
+        frame = pd.concat([frame, frame.iloc[[-1] * short]], ignore_index=True)
     ds = make_dataset(frame, image_dir, label_cols or ["_dummy"], image_size=size,
                       batch_size=batch_size, shuffle=False, augment=False, mean=mean, std=std)
     ds = ds.map(lambda x, y: x)
     probs = model.predict(ds, verbose=verbose)
-    return np.asarray(probs, dtype=np.float32)
+    return np.asarray(probs[:n], dtype=np.float32)
 
 
 def _require_file(path: Path) -> None:

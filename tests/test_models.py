@@ -69,3 +69,27 @@ def test_shipped_course_model_predicts(tmp_path):
     assert probs.shape == (3, 14) and probs.dtype == np.float32
     assert np.all((probs >= 0) & (probs <= 1)) and np.all(np.isfinite(probs))
     assert model.input_shape == (None, size, size, 3)
+
+
+def test_predict_traces_once_and_keeps_every_row_in_order(tmp_path):
+    """A table that does not fill its last batch: is the model traced once (the last batch is
+    filled with repeats), and is every row's prediction its own image's, in order, none extra?"""
+    import keras
+    keras.utils.set_random_seed(3)
+    model = models.build_densenet121(len(LABELS), input_size=32)
+    rng = np.random.default_rng(2)
+    names = []
+    for i in range(7):
+        name = f"{i:08d}_000.png"
+        Image.fromarray(rng.integers(0, 255, (40, 40), dtype=np.uint8)).save(tmp_path / name)
+        names.append(name)
+    df = pd.DataFrame({"Image": names, **{lab: 0 for lab in LABELS}})
+    probs = models.predict(model, df, tmp_path, batch_size=3, mean=0.5, std=0.25)    # 3 + 3 + 1
+    assert probs.shape == (7, 14)
+    assert model.predict_function.experimental_get_tracing_count() == 1
+    alone = np.concatenate([models.predict(model, df.iloc[[i]], tmp_path, batch_size=3, mean=0.5, std=0.25)
+                            for i in range(7)])
+    np.testing.assert_allclose(probs, alone, atol=1e-5)
+    assert np.abs(probs[-1] - probs[-2]).max() > 1e-4        # different images, different outputs
+    with pytest.raises(ValueError, match="batch_size"):
+        models.predict(model, df, tmp_path, batch_size=0)
