@@ -18,6 +18,15 @@ def small_model():
     return models.build_densenet121(len(LABELS), input_size=64)
 
 
+def _noise_images(folder, n, size, seed):
+    """n random grayscale PNGs in folder and their course table (all labels 0)."""
+    rng = np.random.default_rng(seed)
+    names = [f"{i:08d}_000.png" for i in range(n)]
+    for name in names:
+        Image.fromarray(rng.integers(0, 255, (size, size), dtype=np.uint8)).save(folder / name)
+    return pd.DataFrame({"Image": names, **{lab: 0 for lab in LABELS}})
+
+
 def test_architecture(small_model):
     """Is the model DenseNet121 -> global average pooling -> Dense(14, sigmoid), flat, in LABELS order?"""
     import keras
@@ -58,13 +67,7 @@ def test_shipped_course_model_predicts(tmp_path):
     """Does the shipped course model load and give (n, 14) probabilities in [0, 1]?"""
     model = models.load_course_model()
     size = model.course_metadata["input_size"]
-    rng = np.random.default_rng(1)
-    names = []
-    for i in range(3):
-        name = f"{i:08d}_000.png"
-        Image.fromarray(rng.integers(0, 255, (256, 256), dtype=np.uint8)).save(tmp_path / name)
-        names.append(name)
-    df = pd.DataFrame({"Image": names, **{lab: 0 for lab in LABELS}})
+    df = _noise_images(tmp_path, 3, 256, seed=1)
     probs = models.predict(model, df, tmp_path, batch_size=2)
     assert probs.shape == (3, 14) and probs.dtype == np.float32
     assert np.all((probs >= 0) & (probs <= 1)) and np.all(np.isfinite(probs))
@@ -77,13 +80,7 @@ def test_predict_traces_once_and_keeps_every_row_in_order(tmp_path):
     import keras
     keras.utils.set_random_seed(3)
     model = models.build_densenet121(len(LABELS), input_size=32)
-    rng = np.random.default_rng(2)
-    names = []
-    for i in range(7):
-        name = f"{i:08d}_000.png"
-        Image.fromarray(rng.integers(0, 255, (40, 40), dtype=np.uint8)).save(tmp_path / name)
-        names.append(name)
-    df = pd.DataFrame({"Image": names, **{lab: 0 for lab in LABELS}})
+    df = _noise_images(tmp_path, 7, 40, seed=2)
     probs = models.predict(model, df, tmp_path, batch_size=3, mean=0.5, std=0.25)    # 3 + 3 + 1
     assert probs.shape == (7, 14)
     assert model.predict_function.experimental_get_tracing_count() == 1
