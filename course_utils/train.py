@@ -302,7 +302,8 @@ def comparison_summary(results):
 
 def _auroc_callback(val_ds, y_val: np.ndarray, labels, run_dir: Path):
     import keras
-    from sklearn.metrics import roc_auc_score
+
+    from .metrics import auroc_per_class
 
     class ValidationAUROC(keras.callbacks.Callback):
         """Adds val_mean_auroc and val_auroc_<finding> to the epoch logs and
@@ -320,14 +321,9 @@ def _auroc_callback(val_ds, y_val: np.ndarray, labels, run_dir: Path):
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
             probs = self.model.predict(val_ds, verbose=0)
-            aucs = []
-            for j, name in enumerate(labels):
-                if len(np.unique(y_val[:, j])) < 2:
-                    auc = float("nan")
-                else:
-                    auc = float(roc_auc_score(y_val[:, j], probs[:, j]))
-                logs[f"val_auroc_{name}"] = auc
-                aucs.append(auc)
+            by_label = auroc_per_class(y_val, probs, labels)     # NaN (and a warning): one class only
+            logs.update({f"val_auroc_{name}": auc for name, auc in by_label.items()})
+            aucs = list(by_label.values())
             mean_auc = float(np.nanmean(aucs))
             logs["val_mean_auroc"] = mean_auc
             logs["epoch_seconds"] = time.time() - self.t0

@@ -386,3 +386,35 @@ def test_training_summary_says_when_the_run_oversampled(tmp_path):
     state.pop("oversample_history")
     (run / "state.json").write_text(json.dumps(state))
     assert "Sampling" not in training_summary(run)
+
+
+def test_validation_callback_logs_aurocs_and_keeps_the_best_epoch(tmp_path):
+    import keras
+    from course_utils.train import _auroc_callback
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="sigmoid")])
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype("float32")
+    y = np.stack([(x[:, 0] > 0).astype(int), np.zeros(40, int)], axis=1)   # B: no positive
+    kernel = np.zeros((3, 2), "float32")
+    kernel[0, 0] = 5.0                                # output A ranks the images by x0: AUROC 1
+    model.layers[-1].set_weights([kernel, np.zeros(2, "float32")])
+    callback = _auroc_callback(x, y, ["A", "B"], tmp_path)
+    callback.set_model(model)
+    logs = {"loss": 0.5}
+    with pytest.warns(RuntimeWarning, match="B"):
+        callback.on_epoch_end(0, logs)
+    expected = roc_auc_score(y[:, 0], model.predict(x, verbose=0)[:, 0])
+    assert expected == 1.0
+    assert logs["val_auroc_A"] == pytest.approx(expected) and np.isnan(logs["val_auroc_B"])
+    assert logs["val_mean_auroc"] == pytest.approx(expected)         # the NaN is left out of the mean
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["epoch"] == 1 and state["best_epoch"] == 1
+    assert (tmp_path / "best.weights.h5").is_file() and (tmp_path / "last.keras").is_file()
+    # a worse epoch: last.keras is updated, the best stays epoch 1
+    model.layers[-1].set_weights([-kernel, np.zeros(2, "float32")])            # AUROC 0
+    with pytest.warns(RuntimeWarning):
+        callback.on_epoch_end(1, {})
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["epoch"] == 2 and state["best_epoch"] == 1
+    assert state["best_val_mean_auroc"] == pytest.approx(expected)
