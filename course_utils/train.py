@@ -605,7 +605,8 @@ def training_summary(run_dir: Path) -> str:
         f"{state['steps_per_epoch']} steps per epoch, {epochs} epochs = {images_seen:,} training images seen "
         f"(about {images_seen / max(int(state['n_train']), 1):.1f} passes over the corpus); augmentation: shift, "
         f"zoom, brightness and contrast, no flip (`course_utils.pipeline.augment_gray`); "
-        f"class-weighted binary cross-entropy; Adam, learning rate {schedule}." + _sampling(state),
+        f"class-weighted binary cross-entropy; Adam, learning rate {schedule}." + _sampling(state)
+        + _recovery(state),
         f"- {_start_of_run(state, images_seen)} Best epoch by validation mean "
         f"AUROC: {state['best_epoch']} ({state['best_val_mean_auroc']:.3f}); shipped as float16.",
         f"- Validation AUROC per finding at that epoch: {per_finding}.",
@@ -630,6 +631,17 @@ def _sampling(state: dict) -> str:
         parts.append(f"{what} from epoch {start + 1}")
     return (" Sampling: " + "; ".join(parts) + " (each finding's class weights computed from the "
             "oversampled stream, `course train --oversample`).")
+
+
+def _recovery(state: dict) -> str:
+    """The card's words for a run rebuilt from its best epoch (``state["recovered"]``)."""
+    rec = state.get("recovered")
+    if not rec:
+        return ""
+    lost = rec.get("discarded_epochs", [])
+    epochs = (f"epochs {lost[0]}-{lost[-1]}" if len(lost) > 1 else f"epoch {lost[0]}") if lost else "no epoch"
+    return (f" Recovered once: {epochs} discarded and the run continued from epoch {rec['from_epoch']}'s "
+            f"weights ({rec.get('why', 'no reason recorded')}); the epoch count leaves them out.")
 
 
 def _best_epoch_images(meta: dict) -> int:

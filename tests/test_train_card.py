@@ -418,3 +418,13 @@ def test_validation_callback_logs_aurocs_and_keeps_the_best_epoch(tmp_path):
     state = json.loads((tmp_path / "state.json").read_text())
     assert state["epoch"] == 2 and state["best_epoch"] == 1
     assert state["best_val_mean_auroc"] == pytest.approx(expected)
+
+
+def test_training_summary_says_when_a_run_was_recovered(tmp_path):
+    run = _fake_run(tmp_path)
+    state = json.loads((run / "state.json").read_text())
+    state["recovered"] = {"from_epoch": 2, "discarded_epochs": [3, 4], "why": "a truncated last.keras"}
+    (run / "state.json").write_text(json.dumps(state))
+    text = training_summary(run)
+    assert ("Recovered once: epochs 3-4 discarded and the run continued from epoch 2's weights "
+            "(a truncated last.keras)") in text
