@@ -32,8 +32,9 @@ from course_utils import nbgrading
 from course_utils.paths import REPO_DIR
 
 
-def autograde_times(assignment: str, scratch: Path) -> list[tuple[str, float, float, float]]:
-    """[(student, seconds, score, max_score)] for the reference and the blank submission."""
+def autograde_times(assignment: str, scratch: Path) -> list[tuple[str, float, float, float, list]]:
+    """[(student, seconds, score, max_score, cell times)] for the reference and the blank
+    submission; the cell times are read from the autograded notebooks."""
     from nbgrader.api import Gradebook
 
     course = nbgrading.new_course(scratch / "course", REPO_DIR, [assignment])
@@ -47,7 +48,10 @@ def autograde_times(assignment: str, scratch: Path) -> list[tuple[str, float, fl
         seconds = time.perf_counter() - start
         with nbgrading.quiet_gradebook(), Gradebook(nbgrading.gradebook_url(course)) as gb:
             sub = gb.find_submission(assignment, student)
-            rows.append((student, seconds, sub.score, sub.max_score))
+            graded = course / "autograded" / student / assignment
+            cells = [t for path in sorted(graded.glob("*.ipynb"))
+                     for t in cell_times(nbformat.read(path, as_version=4))]
+            rows.append((student, seconds, sub.score, sub.max_score, cells))
     return rows
 
 
@@ -67,20 +71,32 @@ def student_run(assignment: str, scratch: Path, timeout: int) -> tuple[float, li
             start = time.perf_counter()
             client.execute()
             total += time.perf_counter() - start
-            for cell in nb.cells:
-                if cell.cell_type != "code":
-                    continue
-                times = cell.metadata.get("execution", {})
-                began, ended = times.get("iopub.execute_input"), times.get("shell.execute_reply")
-                if began and ended:
-                    seconds = (datetime.fromisoformat(ended.replace("Z", "+00:00"))
-                               - datetime.fromisoformat(began.replace("Z", "+00:00"))).total_seconds()
-                    first = next((line for line in cell.source.splitlines() if line.strip()), "")
-                    cells.append((seconds, first[:70]))
+            cells += cell_times(nb)
     finally:
         if env_before is not None:
             os.environ["NBGRADER_EXECUTION"] = env_before
     return total, sorted(cells, reverse=True)
+
+
+def cell_times(nb) -> list[tuple[float, str]]:
+    """(seconds, first line) of every executed code cell, from nbclient's timing metadata."""
+    cells = []
+    for cell in nb.cells:
+        times = cell.metadata.get("execution", {}) if cell.cell_type == "code" else {}
+        began, ended = times.get("iopub.execute_input"), times.get("shell.execute_reply")
+        if began and ended:
+            seconds = (datetime.fromisoformat(ended.replace("Z", "+00:00"))
+                       - datetime.fromisoformat(began.replace("Z", "+00:00"))).total_seconds()
+            first = next((line for line in cell.source.splitlines() if line.strip()), "")
+            cells.append((seconds, first[:70]))
+    return cells
+
+
+def print_slowest(cells, n: int) -> None:
+    cells = sorted(cells, reverse=True)
+    print(f"  slowest cells (sum of all {len(cells)} code cells: {sum(s for s, _ in cells):.1f} s):")
+    for seconds, first in cells[:n]:
+        print(f"    {seconds:7.1f} s  {first}")
 
 
 def main(argv=None) -> int:
@@ -99,18 +115,17 @@ def main(argv=None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bench_notebooks_"))
     try:
         if not args.skip_autograde:
-            for student, seconds, score, max_score in autograde_times(args.assignment, scratch):
+            for student, seconds, score, max_score, cells in autograde_times(args.assignment, scratch):
                 verdict = "met" if seconds <= 60 else "NOT met"
                 print(f"autograde {args.assignment} / {student}: {seconds:.1f} s, score {score:g} / "
                       f"{max_score:g} (target <= 60 s: {verdict})", flush=True)
+                print_slowest(cells, args.slowest)
         if not args.skip_student:
             total, cells = student_run(args.assignment, scratch, args.timeout)
             verdict = "met" if total <= 600 else "NOT met"
             print(f"student run-through of {args.assignment} (reference solution, no "
                   f"NBGRADER_EXECUTION): {total:.1f} s = {total / 60:.1f} min (target <= 10 min: {verdict})")
-            print(f"slowest cells (sum of all {len(cells)} code cells: {sum(s for s, _ in cells):.1f} s):")
-            for seconds, first in cells[:args.slowest]:
-                print(f"  {seconds:7.1f} s  {first}")
+            print_slowest(cells, args.slowest)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
