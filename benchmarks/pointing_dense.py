@@ -66,13 +66,9 @@ def shift_and_stitch(model):
 
 def main(argv=None) -> int:
     import keras
-    from PIL import Image as PILImage
 
-    from course_utils.constants import LABELS
     from course_utils.data import load_image
-    from course_utils.evaluate import POINTING_FINDINGS
-    from course_utils.gradcam import gradcam_heatmap
-    from course_utils.metrics import pointing_game, pointing_game_ceiling
+    from course_utils.evaluate import play_pointing_game, pointing_boxes
     from course_utils.models import load_course_model
     from course_utils.paths import data_dir
 
@@ -99,29 +95,18 @@ def main(argv=None) -> int:
     print(f"probabilities (8 test images): max |difference| {np.abs(p_a - p_b).max():.3f} "
           f"(global pooling now averages the shifted positions too)")
 
-    boxes = pd.read_csv(data / "BBox_List_2017.csv")
-    boxes.columns = ["Image", "Finding", "x", "y", "w", "h"] + list(boxes.columns[6:])
-    boxes = boxes[boxes["Image"].isin(test_df["Image"]) & boxes["Finding"].isin(POINTING_FINDINGS)]
-    hits = {(m, l): {f: [] for f in POINTING_FINDINGS} for m in ("original", "shift-and-stitch") for l in layers}
-    reach = {(m, l): {f: [] for f in POINTING_FINDINGS} for m in ("original", "shift-and-stitch") for l in layers}
+    boxes = pointing_boxes(data, test_df["Image"])
     start = time.perf_counter()
-    for row in boxes.itertuples(index=False):
-        image = load_image(data / "images" / row.Image, size=size, mean=meta["mean"], std=meta["std"])
-        with PILImage.open(data / "images" / row.Image) as im:
-            scale = size / im.size[0]
-        box = (row.x * scale, row.y * scale, row.w * scale, row.h * scale)
-        for name, net in (("original", model), ("shift-and-stitch", dense)):
-            for layer in layers:
-                heat = gradcam_heatmap(net, image, LABELS.index(row.Finding), layer_name=layer)
-                hits[name, layer][row.Finding].append(bool(pointing_game(heat, box, (size, size))))
-                reach[name, layer][row.Finding].append(pointing_game_ceiling(heat.shape, box, (size, size)))
+    results = {name: play_pointing_game(net, layers, boxes, data / "images")
+               for name, net in (("original", model), ("shift-and-stitch", dense))}
     print(f"pointing game on {len(boxes)} test boxes ({time.perf_counter() - start:.0f} s); hits / boxes "
           f"(reachable at that map's resolution):")
-    for (name, layer), by_finding in hits.items():
-        total = sum(sum(v) for v in by_finding.values())
-        print(f"  {name:>16} {layer:>22}: " + ", ".join(
-            f"{f} {sum(v)}/{len(v)} ({sum(reach[name, layer][f])})" for f, v in by_finding.items())
-            + f"; all {total}/{len(boxes)} = {total / max(len(boxes), 1):.2f}")
+    for name, by_layer in results.items():
+        for layer, by_finding in by_layer.items():
+            total = sum(v["hits"] for v in by_finding.values())
+            print(f"  {name:>16} {layer:>22}: " + ", ".join(
+                f"{f} {v['hits']}/{v['boxes']} ({v['reachable']})" for f, v in by_finding.items())
+                + f"; all {total}/{len(boxes)} = {total / max(len(boxes), 1):.2f}")
     return 0
 
 

@@ -35,6 +35,50 @@ TARGETS = {"mean_auroc_min": 0.85, "finding_auroc_min": 0.70, "finding_auroc_max
            "pointing_min": 0.70, "predict_seconds_max": 60.0}
 
 
+def pointing_boxes(data: Path, images) -> "pd.DataFrame":
+    """The lesion boxes of ``data/BBox_List_2017.csv`` on ``images`` for the pointing-game
+    findings, columns ``Image, Finding, x, y, w, h`` (pixels of the stored PNG)."""
+    import pandas as pd
+
+    boxes = pd.read_csv(data / "BBox_List_2017.csv")
+    boxes.columns = ["Image", "Finding", "x", "y", "w", "h"] + list(boxes.columns[6:])
+    return boxes[boxes["Image"].isin(images) & boxes["Finding"].isin(POINTING_FINDINGS)]
+
+
+def play_pointing_game(model, layers: Sequence[str], boxes, image_dir: Path) -> dict:
+    """Grad-CAM of ``model`` at each of ``layers`` for every box of ``boxes``
+    (:func:`pointing_boxes`), each image read and normalised as the model was trained
+    (``model.course_metadata``).  Returns ``{layer: {finding: {"hits", "boxes", "rate",
+    "reachable"}}}``: boxes whose heatmap maximum falls inside them, boxes, their ratio,
+    and boxes that a map of that layer's resolution could hit at all."""
+    from PIL import Image as PILImage
+
+    from .data import load_image
+    from .gradcam import gradcam_heatmap
+    from .metrics import pointing_game, pointing_game_ceiling
+
+    meta = model.course_metadata
+    size = int(meta["input_size"])
+    hits = {layer: {f: [] for f in POINTING_FINDINGS} for layer in layers}
+    reachable = {layer: {f: [] for f in POINTING_FINDINGS} for layer in layers}
+    for row in boxes.itertuples(index=False):
+        path = Path(image_dir) / row.Image
+        with PILImage.open(path) as im:
+            native = im.size[0]
+        image = load_image(path, size=size, mean=meta["mean"], std=meta["std"])
+        scale = size / native
+        box = (row.x * scale, row.y * scale, row.w * scale, row.h * scale)
+        for layer in layers:
+            heat = gradcam_heatmap(model, image, LABELS.index(row.Finding), layer_name=layer)
+            hits[layer][row.Finding].append(bool(pointing_game(heat, box, (size, size))))
+            reachable[layer][row.Finding].append(pointing_game_ceiling(heat.shape, box, (size, size)))
+    return {layer: {f: {"hits": int(sum(v)), "boxes": len(v),
+                        "rate": (sum(v) / len(v)) if v else float("nan"),
+                        "reachable": int(sum(reachable[layer][f]))}
+                    for f, v in per_layer.items()}
+            for layer, per_layer in hits.items()}
+
+
 def model_flops(model) -> float:
     """Floating-point operations (2 x multiply-adds) of one forward pass of
     one image, counted over Conv2D and Dense layers (the rest is < 1%)."""
@@ -83,9 +127,8 @@ def evaluate(data: Path, n_boot: int = 1000, batch_size: int = 32, gradcam_limit
     """
     import pandas as pd
 
-    from .data import load_image
-    from .gradcam import _gradcam_function, default_gradcam_layer, gradcam_heatmap
-    from .metrics import bootstrap_auroc_ci, pointing_game, pointing_game_ceiling
+    from .gradcam import _gradcam_function, default_gradcam_layer
+    from .metrics import bootstrap_auroc_ci
     from .models import load_course_model, predict
 
     test_df = pd.read_csv(data / "test.csv")
@@ -107,33 +150,12 @@ def evaluate(data: Path, n_boot: int = 1000, batch_size: int = 32, gradcam_limit
     y_true = test_df[labels].to_numpy()
     ci = bootstrap_auroc_ci(y_true, probs, labels, n_boot=n_boot, seed=0).set_index("label")
 
-    boxes = pd.read_csv(data / "BBox_List_2017.csv")
-    boxes.columns = ["Image", "Finding", "x", "y", "w", "h"] + list(boxes.columns[6:])
-    boxes = boxes[boxes["Image"].isin(test_df["Image"]) & boxes["Finding"].isin(POINTING_FINDINGS)]
+    boxes = pointing_boxes(data, test_df["Image"])
     if gradcam_limit:
         boxes = boxes.groupby("Finding").head(gradcam_limit)
-    size = int(meta["input_size"])
-    from PIL import Image as PILImage
-    hits = {layer: {f: [] for f in POINTING_FINDINGS} for layer in layers}
-    reachable = {layer: {f: [] for f in POINTING_FINDINGS} for layer in layers}
     t1 = time.perf_counter()
-    for row in boxes.itertuples(index=False):
-        path = image_dir / row.Image
-        with PILImage.open(path) as im:
-            native = im.size[0]
-        image = load_image(path, size=size, mean=meta["mean"], std=meta["std"])
-        scale = size / native
-        box = (row.x * scale, row.y * scale, row.w * scale, row.h * scale)
-        for layer in layers:
-            heat = gradcam_heatmap(model, image, labels.index(row.Finding), layer_name=layer)
-            hits[layer][row.Finding].append(bool(pointing_game(heat, box, (size, size))))
-            reachable[layer][row.Finding].append(pointing_game_ceiling(heat.shape, box, (size, size)))
+    pointing = play_pointing_game(model, layers, boxes, image_dir)
     gradcam_seconds = time.perf_counter() - t1
-    pointing = {layer: {f: {"hits": int(sum(v)), "boxes": len(v),
-                            "rate": (sum(v) / len(v)) if v else float("nan"),
-                            "reachable": int(sum(reachable[layer][f]))}
-                        for f, v in per_layer.items()}
-                for layer, per_layer in hits.items()}
 
     result = {
         "n_test": len(test_df),

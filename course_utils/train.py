@@ -361,11 +361,15 @@ def _read_state(run_dir: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def _store_state(run_dir: Path, state: dict) -> None:
+    text = json.dumps(state, indent=2)
+    _save_atomically(lambda tmp: Path(tmp).write_text(text), run_dir / "state.json")   # never half-written
+
+
 def _write_state(run_dir: Path, **updates) -> None:
     state = _read_state(run_dir)
     state.update(updates)
-    text = json.dumps(state, indent=2)
-    _save_atomically(lambda tmp: Path(tmp).write_text(text), run_dir / "state.json")   # never half-written
+    _store_state(run_dir, state)
 
 
 def last_exists(run_dir: Path) -> bool:
@@ -444,7 +448,7 @@ def train(data: Path, run_dir: Path, epochs: int, steps_per_epoch: int, batch_si
         history.append([int(state.get("epoch", 0)), len(valid_df)])
         state.pop("best_val_mean_auroc", None)
         state.update(n_valid=len(valid_df), valid_history=history)
-        (run_dir / "state.json").write_text(json.dumps(state, indent=2))
+        _store_state(run_dir, state)
         print(f"validation on {len(valid_df)} images from epoch {state.get('epoch', 0) + 1} "
               f"(was {history[-2][1]}): the best epoch is chosen again from here", flush=True)
     mean, std = state["mean"], state["std"]
