@@ -19,4 +19,4 @@ import os as _os
 # when it writes to stderr, so silence it before TensorFlow is ever imported.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

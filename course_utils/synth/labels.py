@@ -62,6 +62,7 @@ from ..constants import (
     CSV_COLUMNS, CSV_LABELS, NIH_AGE_QUANTILES, NIH_IMAGES_PER_PATIENT, NIH_PREVALENCE,
     NIH_SEX_FRACTION, NIH_VIEW_FRACTION,
 )
+from . import fpmath
 from . import label_params as P
 
 DEFAULT_SEED = 2017
@@ -100,8 +101,36 @@ _N = len(CSV_LABELS)
 _TAU = np.array([P.THRESHOLDS[f] for f in CSV_LABELS]).T            # (2 views, 14)
 _RHO = np.array([P.AR_COEFFICIENT[f] for f in CSV_LABELS])          # (14,)
 _INNOV_SCALE = np.sqrt(1.0 - _RHO ** 2)                              # (14,)
-_CHOL_R = np.linalg.cholesky(np.array(P.LATENT_CORRELATION))        # (14, 14)
-_CHOL_S = np.linalg.cholesky(np.array(P.INNOVATION_CORRELATION))    # (14, 14)
+
+
+def _cholesky(a) -> list[list[float]]:
+    """Lower-triangular L with L L^T = a (Cholesky-Banachiewicz) in Python floats, with
+    correctly rounded sums (``math.fsum``): the same bits on every CPU, where LAPACK's
+    kernels differ by CPU in the last bits.  Rows hold the nonzero part only."""
+    n = len(a)
+    low: list[list[float]] = [[] for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1):
+            s = math.fsum(low[i][k] * low[j][k] for k in range(j))
+            if i == j:
+                d = float(a[i][i]) - s
+                if not d > 0.0:
+                    raise ValueError(f"correlation matrix is not positive definite (pivot {i}: {d})")
+                low[i].append(math.sqrt(d))
+            else:
+                low[i].append((float(a[i][j]) - s) / low[j][j])
+    return low
+
+
+def _lower_times(low: list[list[float]], v) -> np.ndarray:
+    """``L @ v`` for a lower-triangular ``L`` from :func:`_cholesky`, each row a correctly
+    rounded sum (no BLAS: its kernels, like LAPACK's, depend on the CPU)."""
+    v = [float(x) for x in v]
+    return np.array([math.fsum(r * x for r, x in zip(row, v)) for row in low])
+
+
+_CHOL_R = _cholesky(P.LATENT_CORRELATION)        # (14, 14), lower triangle
+_CHOL_S = _cholesky(P.INNOVATION_CORRELATION)
 _P_AP_NEXT = np.array([P.VIEW_TRANSITION["PA"]["AP"], P.VIEW_TRANSITION["AP"]["AP"]])
 
 
@@ -200,7 +229,8 @@ def sample_images_per_patient(rng: np.random.Generator, max_images: int) -> int:
     if rng.random() < NIH_IMAGES_PER_PATIENT["fraction_single"] or max_images < 2:
         return 1
     while True:
-        n = 2 + int(np.floor(np.exp(P.IPP_LOGNORMAL_MU + P.IPP_LOGNORMAL_SIGMA * rng.standard_normal())))
+        z = float(P.IPP_LOGNORMAL_MU + P.IPP_LOGNORMAL_SIGMA * rng.standard_normal())
+        n = 2 + int(math.floor(fpmath.exp(z)))     # fpmath: the same count on every CPU
         if n <= max_images:
             return n
 
@@ -224,9 +254,9 @@ def _sample_latent(rng: np.random.Generator, n: int) -> np.ndarray:
     """(n, 14) latent vectors of one patient's follow-ups (stationary AR(1))."""
     eps = rng.standard_normal((n, _N))
     z = np.empty((n, _N))
-    z[0] = _CHOL_R @ eps[0]
+    z[0] = _lower_times(_CHOL_R, eps[0])
     for t in range(1, n):
-        z[t] = _RHO * z[t - 1] + _INNOV_SCALE * (_CHOL_S @ eps[t])
+        z[t] = _RHO * z[t - 1] + _INNOV_SCALE * _lower_times(_CHOL_S, eps[t])
     return z
 
 
@@ -563,7 +593,7 @@ def corpus_statistics(patients: list[Patient]) -> dict:
     counts = np.array([len(p) for p in patients])
     prevalence = labels.mean(axis=0)
     per_image = np.bincount(np.minimum(labels.sum(axis=1), 7), minlength=8) / len(labels)
-    joint = labels.T @ labels                                     # (14, 14) co-positive counts
+    joint = labels.T @ labels          # (14, 14) co-positive counts; integers: exact anywhere
     with np.errstate(invalid="ignore", divide="ignore"):
         cooc = 100.0 * joint / np.diag(joint)[:, None]
     now, nxt = [], []

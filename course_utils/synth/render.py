@@ -125,9 +125,9 @@ from typing import Mapping
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
-from scipy.special import expit
 
 from course_utils.constants import CSV_LABELS, NIH_BOXES
+from course_utils.synth import fpmath as F
 from course_utils.synth.anatomy import Anatomy
 
 FINDINGS: tuple[str, ...] = CSV_LABELS
@@ -267,7 +267,7 @@ class RenderResult:
 # ----------------------------------------------------------------------------- helpers
 
 def _sig(z):
-    return expit(z)
+    return F.expit(z)
 
 
 def _smoothstep(z):
@@ -275,17 +275,28 @@ def _smoothstep(z):
     return z * z * (3.0 - 2.0 * z)
 
 
+def _gaussian(a: np.ndarray, sigma: float, truncate: float, mode: str) -> np.ndarray:
+    """``scipy.ndimage.gaussian_filter(a, sigma, truncate=truncate, mode=mode)`` with the
+    kernel of ``fpmath.gaussian_kernel`` (scipy's comes from numpy's CPU-dependent ``exp``):
+    one 1-D correlation per axis, in the input's dtype, as scipy does."""
+    w = F.gaussian_kernel(float(sigma), float(truncate))
+    out = a
+    for axis in range(a.ndim):
+        out = ndimage.correlate1d(out, w, axis=axis, output=a.dtype, mode=mode)
+    return out
+
+
 def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur of a float32 image; large sigmas are done at reduced resolution."""
     if sigma < 0.3:
         return a
     if sigma <= 3.0:
-        return ndimage.gaussian_filter(a, sigma, truncate=3.0, mode="nearest")
+        return _gaussian(a, sigma, truncate=3.0, mode="nearest")
     f = max(2, int(sigma // 1.5))
     h, w = a.shape
     small = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32), "F").resize(
         (max(2, w // f), max(2, h // f)), Image.BOX)
-    sm = ndimage.gaussian_filter(np.asarray(small), sigma / f, truncate=3.0, mode="nearest")
+    sm = _gaussian(np.asarray(small), sigma / f, truncate=3.0, mode="nearest")
     return np.asarray(Image.fromarray(sm.astype(np.float32), "F").resize((w, h), Image.BILINEAR))
 
 
@@ -330,16 +341,18 @@ def _vessel_tree(texture_seed: int) -> tuple[np.ndarray, np.ndarray]:
             w0 = 0.009 if a < -20 else 0.011
             length = 0.06 + 0.025 * rng.uniform()
             # trunks leave from points spread over the lobulated hilum, not one point
-            stack.append((rng.uniform(0.0, 0.018), rng.uniform(-0.03, 0.03) + 0.025 * math.sin(math.radians(a)),
+            stack.append((rng.uniform(0.0, 0.018), rng.uniform(-0.03, 0.03) + 0.025 * F.sin(math.radians(a)),
                           a, length, w0, 0))
         while stack:
             x0, y0, a, length, w, depth = stack.pop()
             # two slightly bent sub-segments per branch
             mid_a = a + rng.uniform(-16, 16)
-            x1 = x0 + 0.5 * length * math.cos(math.radians(mid_a))
-            y1 = y0 + 0.5 * length * math.sin(math.radians(mid_a))
-            x2 = x1 + 0.5 * length * math.cos(math.radians(a))
-            y2 = y1 + 0.5 * length * math.sin(math.radians(a))
+            s_mid, c_mid = F.sincos(math.radians(mid_a))
+            s_a, c_a = F.sincos(math.radians(a))
+            x1 = x0 + 0.5 * length * c_mid
+            y1 = y0 + 0.5 * length * s_mid
+            x2 = x1 + 0.5 * length * c_a
+            y2 = y1 + 0.5 * length * s_a
             segs.append((x0, y0, x1, y1, w))
             segs.append((x1, y1, x2, y2, w * 0.92))
             if depth < 4:
@@ -360,7 +373,7 @@ def _texture(texture_seed: int, size: int) -> np.ndarray:
     rng = np.random.default_rng([texture_seed, 11])
     n = max(8, size // 6)
     small = rng.standard_normal((n, n)).astype(np.float32)
-    small = ndimage.gaussian_filter(small, 0.8)
+    small = _gaussian(small, 0.8, truncate=4.0, mode="reflect")
     big = np.asarray(Image.fromarray(small, "F").resize((size, size), Image.BILINEAR))
     return big / (big.std() + 1e-6)
 
@@ -429,8 +442,8 @@ class _Geometry:
         m = self.med - s * self.shift
         dp = m + self.a.dome_peak_u * (self.cage_hw - m)
         d = np.asarray(d, dtype=np.float64)
-        lat = self.dome_top[s] + self.dome_h * np.abs((d - dp) / (self.cage_hw - dp)) ** 1.7
-        med = self.dome_top[s] + 0.45 * self.dome_h * np.abs((dp - d) / (dp - m)) ** 1.7
+        lat = self.dome_top[s] + self.dome_h * F.power(np.abs((d - dp) / (self.cage_hw - dp)), 1.7)
+        med = self.dome_top[s] + 0.45 * self.dome_h * F.power(np.abs((dp - d) / (dp - m)), 1.7)
         return np.where(d >= dp, lat, med)
 
     def lung_polygon(self, s, n=22):
@@ -438,8 +451,8 @@ class _Geometry:
         y_med_end = float(self.dome(m, s))
         ys = np.linspace(self.apex, y_med_end, n)
         med = [(0.5 + s * float(self.medial(y, s)), float(y)) for y in ys]
-        ds = np.linspace(m, self.cage_hw, n)
-        dome = [(0.5 + s * float(d), float(self.dome(d, s))) for d in ds[1:]]
+        ds = np.linspace(m, self.cage_hw, n)[1:]
+        dome = [(0.5 + s * float(d), float(y)) for d, y in zip(ds, self.dome(ds, s))]
         ys2 = np.linspace(self.cp(s), self.apex, n)
         lat = [(0.5 + s * float(self.lateral(y, s)), float(y)) for y in ys2[1:]]
         return med + dome + lat
@@ -550,15 +563,16 @@ def _round_lesion(c: _Canvas, finding, sev, rng, diam_range, amp):
     else:
         u, v = rng.uniform(0.25, 0.8), rng.uniform(0.3, 0.9)
     median = {"Nodule": 0.062, "Mass": 0.12}[finding]
-    diam = float(np.clip(rng.lognormal(math.log(median), 0.2), *diam_range))
+    # rng.lognormal(mu, 0.2) is exp(mu + 0.2 * standard_normal) with libm's exp: the same draw here
+    diam = float(np.clip(F.exp(F.log(median) + 0.2 * rng.standard_normal()), *diam_range))
     lob = rng.normal(0, 0.07 if finding == "Mass" else 0.03, size=4)
     ph = rng.uniform(0, 2 * math.pi, size=4)
     r = diam / 2.0
     x, y = g.lung_xy(s, u, v)
     sl, X, Y = c.window(x - 1.4 * r, x + 1.4 * r, y - 1.4 * r, y + 1.4 * r)
     dx, dy = X - x, Y - y
-    th = np.arctan2(dy, dx)
-    rt = r * (1.0 + sum(lob[k] * np.cos((k + 2) * th + ph[k]) for k in range(4)))
+    th = F.arctan2(dy, dx)
+    rt = r * (1.0 + sum(lob[k] * F.cos((k + 2) * th + ph[k]) for k in range(4)))
     q = (dx * dx + dy * dy) / (rt * rt)
     thick = np.sqrt(np.clip(1.0 - q, 0.0, 1.0))
     c.add[sl] += (amp * sev) * thick
@@ -583,7 +597,7 @@ def _patchy(c: _Canvas, finding, sev, rng):
         bx = x + rng.uniform(-0.3, 0.3) * w
         by = y + rng.uniform(-0.3, 0.3) * h
         sx, sy = w * rng.uniform(0.15, 0.28), h * rng.uniform(0.15, 0.28)
-        field += np.exp(-(((X - bx) / sx) ** 2 + ((Y - by) / sy) ** 2)).astype(np.float32)
+        field += F.exp(-(((X - bx) / sx) ** 2 + ((Y - by) / sy) ** 2)).astype(np.float32)
     # patient-stable patchiness: low-frequency noise on the window
     nn = rng.standard_normal((6, 6)).astype(np.float32)
     noise = np.asarray(Image.fromarray(nn, "F").resize((field.shape[1], field.shape[0]), Image.BICUBIC))
@@ -597,10 +611,11 @@ def _patchy(c: _Canvas, finding, sev, rng):
         hx, hy = g.hila[s]
         lines = []
         for _ in range(4):
-            ang = math.atan2(y - hy, (x - hx)) + rng.uniform(-0.5, 0.5)
+            ang = F.arctan2(y - hy, (x - hx)) + rng.uniform(-0.5, 0.5)
             L = rng.uniform(0.5, 0.9) * max(w, h)
-            px0, py0 = x - 0.4 * L * math.cos(ang), y - 0.4 * L * math.sin(ang)
-            px1, py1 = px0 + L * math.cos(ang), py0 + L * math.sin(ang)
+            s_ang, c_ang = F.sincos(ang)
+            px0, py0 = x - 0.4 * L * c_ang, y - 0.4 * L * s_ang
+            px1, py1 = px0 + L * c_ang, py0 + L * s_ang
             lines.append([(px0, py0), (px1, py1)])
         br = _draw_lines(c.size, lines, 1.6 * c.px, 1.0, 0.6 * c.px)[sl]
         c.add[sl] -= 0.22 * sev * br * f
@@ -615,7 +630,7 @@ def _patchy(c: _Canvas, finding, sev, rng):
         f = _smoothstep((field - 0.2) / 0.5) * lung
         nn2 = rng.standard_normal((14, 14)).astype(np.float32)
         fine = np.asarray(Image.fromarray(nn2, "F").resize((field.shape[1], field.shape[0]), Image.BICUBIC))
-        net = np.exp(-(fine / 0.25) ** 2)
+        net = F.exp(-(fine / 0.25) ** 2)
         c.air_mult[sl] *= 1.0 - (0.35 * f + 0.3 * net * f) * sev
         mask = f > 0.3
     c.set_mask(finding, sl, mask & (lung > 0.5))
@@ -632,7 +647,7 @@ def _effusion(c: _Canvas, sev, rng):
     for i, s in enumerate(sides):
         ss = sev * (bil_small if (len(sides) == 2 and i == 1) else 1.0)
         span = g.cp(s) - g.apex
-        hf = 0.02 + 0.53 * ss ** 0.8
+        hf = 0.02 + 0.53 * F.power(ss, 0.8)
         mh = (0.05 + 0.07 * ss) * (0.5 if ap else 1.0)
         m = g.med
         y_lat = g.cp(s) - hf * span
@@ -640,7 +655,7 @@ def _effusion(c: _Canvas, sev, rng):
                               y_lat - 0.02, g.cp(s) + 0.05)
         d = s * (Xw - 0.5)
         frac = np.clip((d - m) / (g.cage_hw - m), 0.0, 1.2)
-        y_f = y_lat + mh - mh * frac ** 2.5
+        y_f = y_lat + mh - mh * F.power(frac, 2.5)
         fluid = np.clip((Yw - y_f) / (0.035 + 0.02 * ss), 0.0, 1.0) * _smoothstep((frac - 0.1) / 0.35)
         c.air_mult[sl] *= 1.0 - (0.1 * visible_ramp(sev) + 0.85 * sev) * fluid
         c.vessel_mult[sl] *= 1.0 - min(1.0, 4.0 * sev) * fluid
@@ -665,7 +680,7 @@ def _effusion(c: _Canvas, sev, rng):
 def _pneumothorax(c: _Canvas, sev, rng):
     g = c.g
     s = -1 if rng.uniform() < 0.7 else 1
-    k = 0.04 + 0.22 * sev ** 0.8
+    k = 0.04 + 0.22 * F.power(sev, 0.8)
     v_end = 0.25 + 0.35 * sev + 0.1 * rng.uniform()
     hx, hy = g.hila[s]
     hy_c = hy + 0.05
@@ -680,7 +695,7 @@ def _pneumothorax(c: _Canvas, sev, rng):
     line = _draw_lines(c.size, [coll + [coll[0]]], 1.0 * c.px, 1.0, 0.5 * c.px) * region * full
     c.vessel_mult *= 1.0 - min(1.0, 0.2 + 4.0 * sev) * rim
     c.air_mult *= 1.0 + 0.5 * sev * rim
-    c.add += (0.22 + 0.2 * sev) * sev ** 0.6 * line * (s * (X - hx) > 0)
+    c.add += (0.22 + 0.2 * sev) * F.power(sev, 0.6) * line * (s * (X - hx) > 0)
     c.masks["Pneumothorax"] = rim > 0.5
 
 
@@ -691,7 +706,7 @@ def _edema(c: _Canvas, sev, rng):
     for s in (-1, 1):
         hx, hy = g.hila[s]
         a = rng.uniform(0.8, 1.2)
-        haze += np.exp(-(((X - hx - s * 0.045) / (0.085 * a)) ** 2 + ((Y - hy - 0.02) / (0.13 * a)) ** 2))
+        haze += F.exp(-(((X - hx - s * 0.045) / (0.085 * a)) ** 2 + ((Y - hy - 0.02) / (0.13 * a)) ** 2))
     haze *= c.lung_hard
     c.air_mult *= 1.0 - 0.7 * sev * haze
     c.vessel_mult *= 1.0 - 0.35 * sev * haze
@@ -714,7 +729,7 @@ def _emphysema(c: _Canvas, sev, rng):
     periph = np.zeros((c.size, c.size), np.float32)
     for s in (-1, 1):
         hx, hy = g.hila[s]
-        periph = np.maximum(periph, np.clip((np.hypot(X - hx, (Y - hy) * 0.8) - 0.08) / 0.2, 0, 1)
+        periph = np.maximum(periph, np.clip((F.hypot(X - hx, (Y - hy) * 0.8) - 0.08) / 0.2, 0, 1)
                             * (s * (X - 0.5) > 0))
     c.vessel_mult *= 1.0 - 0.75 * sev * periph
     c.air_mult *= 1.0 + 0.28 * sev
@@ -723,11 +738,11 @@ def _emphysema(c: _Canvas, sev, rng):
             s = -1 if rng.uniform() < 0.5 else 1
             bx, by = g.lung_xy(s, rng.uniform(0.3, 0.75), rng.uniform(0.08, 0.3))
             r = rng.uniform(0.025, 0.05) * sev
-            rr = np.hypot(X - bx, Y - by) / r
+            rr = F.hypot(X - bx, Y - by) / r
             inside = np.clip(1.2 - rr, 0, 1)
             c.vessel_mult *= 1.0 - inside
             c.air_mult *= 1.0 + 0.25 * sev * inside
-            c.add += 0.06 * sev * np.exp(-((rr - 1.0) / 0.08) ** 2)
+            c.add += 0.06 * sev * F.exp(-((rr - 1.0) / 0.08) ** 2)
     c.masks["Emphysema"] = c.lung_hard > 0.5
 
 
@@ -737,7 +752,7 @@ def _fibrosis(c: _Canvas, sev, rng):
     n = max(12, c.size // 7)
     nn = rng.standard_normal((n, n)).astype(np.float32)
     fine = np.asarray(Image.fromarray(nn, "F").resize((c.size, c.size), Image.BICUBIC))
-    net = np.exp(-(fine / 0.22) ** 2)
+    net = F.exp(-(fine / 0.22) ** 2)
     wgt = np.zeros((c.size, c.size), np.float32)
     for s in (-1, 1):
         v = (Y - g.apex) / (g.dome_top[s] - g.apex)
@@ -781,9 +796,10 @@ def _atelectasis(c: _Canvas, sev, rng, s):
         th = rng.uniform(0.009, 0.02)
         ang = math.radians(rng.uniform(-28, 28))
         sl, Xw, Yw = c.window(x - half - 0.02, x + half + 0.02, y - half - 0.02, y + half + 0.02)
-        al = (Xw - x) * math.cos(ang) + (Yw - y) * math.sin(ang)
-        ac = -(Xw - x) * math.sin(ang) + (Yw - y) * math.cos(ang)
-        band = np.exp(-(ac / th) ** 2) * np.sqrt(np.clip(1 - (al / half) ** 2, 0, 1))
+        s_ang, c_ang = F.sincos(ang)
+        al = (Xw - x) * c_ang + (Yw - y) * s_ang
+        ac = -(Xw - x) * s_ang + (Yw - y) * c_ang
+        band = F.exp(-(ac / th) ** 2) * np.sqrt(np.clip(1 - (al / half) ** 2, 0, 1))
         band = band * c.lung_soft[sl]
         c.air_mult[sl] *= 1.0 - 0.85 * sev * band
         c.set_mask("Atelectasis", sl, band > 0.3)
@@ -792,7 +808,7 @@ def _atelectasis(c: _Canvas, sev, rng, s):
         bx, by = g.lung_xy(s, rng.uniform(0.55, 0.9), rng.uniform(0.7, 0.92))
         wdt = rng.uniform(0.05, 0.09)
         nx, ny = -(by - hy), (bx - hx)
-        nl = math.hypot(nx, ny)
+        nl = F.hypot(nx, ny)
         nx, ny = nx / nl * wdt, ny / nl * wdt
         tipx, tipy = hx + 0.35 * (bx - hx), hy + 0.35 * (by - hy)
         wedge = _poly_mask([[(tipx, tipy), (bx + nx, by + ny), (bx - nx, by - ny)]], c.size, 3.0 * c.px)
@@ -807,12 +823,12 @@ def _hernia(c: _Canvas, sev, rng):
     x = g.cx + rng.uniform(-0.01, 0.04)
     y = g.dome_top[1] - 0.3 * r - rng.uniform(0.0, 0.03)
     sl, X, Y = c.window(x - 1.3 * r, x + 1.3 * r, y - 1.3 * r, y + 1.3 * r)
-    rr = np.hypot((X - x) / (1.15 * r), (Y - y) / r)
+    rr = F.hypot((X - x) / (1.15 * r), (Y - y) / r)
     disk = np.sqrt(np.clip(1 - rr ** 2, 0, 1))
     level = y - rng.uniform(0.0, 0.4) * r
     gas = disk * _sig((level - Y) / (0.004))
     fluid = disk * _sig((Y - level) / (0.004))
-    wall = np.exp(-((rr - 1.0) / 0.07) ** 2)
+    wall = F.exp(-((rr - 1.0) / 0.07) ** 2)
     c.add[sl] += sev * (0.22 * fluid - 0.45 * gas + 0.10 * wall)
     c.set_mask("Hernia", sl, rr < 1.0)
 
@@ -834,8 +850,8 @@ def _devices(c: _Canvas, rng, ap: bool):
         add += 0.30 * _draw_lines(c.size, lines, 1.0 * c.px, 1.0, 0.4 * c.px)
         X, Y = c.X, c.Y
         for ex, ey in dots:
-            rr = np.hypot(X - ex, Y - ey) / 0.013
-            add += 0.9 * np.exp(-((rr - 0.8) / 0.25) ** 2) + 0.35 * (rr < 0.5)
+            rr = F.hypot(X - ex, Y - ey) / 0.013
+            add += 0.9 * F.exp(-((rr - 0.8) / 0.25) ** 2) + 0.35 * (rr < 0.5)
     if rng.uniform() < (0.25 if ap else 0.02):   # central venous line to the SVC
         sx = 0.5 + (-1 if rng.uniform() < 0.5 else 1) * rng.uniform(0.15, 0.3)
         pts = [(sx, 0.14), (0.5 + 0.6 * (sx - 0.5), 0.2), (g.cx - 0.03, 0.28), (g.cx - 0.035, 0.36)]
@@ -855,7 +871,7 @@ def _draw_anatomy(c: _Canvas, bubble: float, ap: bool) -> tuple[np.ndarray, np.n
     neck = 0.095 + 0.012 * a.habitus
     axv = np.abs(x1d - 0.5)
     top = np.where(axv < neck, -1.0,
-                   a.shoulder_y - 0.03 + 0.16 * np.clip((axv - neck) / 0.42, 0, 1) ** 2.2)[None, :]
+                   a.shoulder_y - 0.03 + 0.16 * F.power(np.clip((axv - neck) / 0.42, 0, 1), 2.2))[None, :]
     bw = (a.body_hw - 0.03 * ((y1d - 0.62) / 0.4) ** 2 + 0.1 * _sig((0.26 - y1d) / 0.03))[:, None]
     body = _sig((Y - top) / 0.015) * _sig((bw - ax) / 0.012)
     prof = np.sqrt(np.clip(1.0 - (ax / (bw + 0.02)) ** 2, 0.0, 1.0))
@@ -906,7 +922,7 @@ def _draw_anatomy(c: _Canvas, bubble: float, ap: bool) -> tuple[np.ndarray, np.n
     w = c.win(0.46, 0.54, 0.0, carina + 0.02)
     if w:
         sl, Xw, Yw = w
-        D[sl] -= 0.14 * np.exp(-((Xw - 0.5 + 0.004) / 0.012) ** 2) * _sig((carina - Yw) / 0.01)
+        D[sl] -= 0.14 * F.exp(-((Xw - 0.5 + 0.004) / 0.012) ** 2) * _sig((carina - Yw) / 0.01)
     bron = [[(0.5, carina), (g.hila[-1][0] + 0.02, hy - 0.01)], [(0.5, carina), (g.hila[1][0] - 0.02, hy)]]
     D -= 0.08 * _draw_lines(size, bron, 0.016 * size, 1.0, 0.0)
 
@@ -917,7 +933,7 @@ def _draw_anatomy(c: _Canvas, bubble: float, ap: bool) -> tuple[np.ndarray, np.n
         sp = np.sqrt(np.clip(1 - ((Xw - 0.5) / a.spine_hw) ** 2, 0, 1))
         ph = np.mod((Yw - a.rib_first_y) / (a.rib_spacing * 0.95), 1.0)
         seg = 0.75 + 0.25 * _smoothstep(np.minimum(ph, 1 - ph) / 0.12)
-        ped = np.exp(-(((np.abs(Xw - 0.5) - 0.7 * a.spine_hw) / (0.2 * a.spine_hw)) ** 2
+        ped = F.exp(-(((np.abs(Xw - 0.5) - 0.7 * a.spine_hw) / (0.2 * a.spine_hw)) ** 2
                        + ((ph - 0.45) / 0.18) ** 2))
         D[sl] += a.bone_density * (0.08 * sp * seg + 0.05 * ped)
 
@@ -936,11 +952,11 @@ def _draw_anatomy(c: _Canvas, bubble: float, ap: bool) -> tuple[np.ndarray, np.n
         yp = Yw - a.rib_first_y - (-0.035 * Up + 0.15 * a.rib_curve * Up * Up)
         kk = 0.9
         ypc = np.clip(yp, 0.0, None)
-        phi = np.log1p(kk * ypc / 0.5) * (0.5 / (kk * a.rib_spacing))
+        phi = F.log1p(kk * ypc / 0.5) * (0.5 / (kk * a.rib_spacing))
         frac = phi - np.floor(phi)
         wphi = (a.rib_width / a.rib_spacing) / (1 + kk * ypc / 0.5)
         z = np.clip(frac / wphi, 0.0, 1.0) * 2 - 1
-        prof_r = 0.55 * np.sqrt(np.clip(1 - z * z, 0, 1)) + 0.45 * np.exp(-((np.abs(z) - 0.82) / 0.14) ** 2)
+        prof_r = 0.55 * np.sqrt(np.clip(1 - z * z, 0, 1)) + 0.45 * F.exp(-((np.abs(z) - 0.82) / 0.14) ** 2)
         valid = (phi < 10) & (yp > 0) & (frac < wphi)
         rib = 0.24 * prof_r * valid * inside * (0.15 + 0.85 * below)
         # anterior: from the lateral wall down and medially, fading over the costal cartilage
@@ -959,7 +975,7 @@ def _draw_anatomy(c: _Canvas, bubble: float, ap: bool) -> tuple[np.ndarray, np.n
     if w:
         sl, Xw, Yw = w
         uc = (np.abs(Xw - 0.5) - 0.02) / 0.30
-        yc = cl_y - tilt * uc + 0.012 * np.sin(2 * np.pi * uc)
+        yc = cl_y - tilt * uc + 0.012 * F.sin(2 * np.pi * uc)
         bones[sl] += 0.26 * np.sqrt(np.clip(1 - ((Yw - yc) / 0.014) ** 2, 0, 1)) \
             * _sig(uc / 0.03) * _sig((1.0 - uc) / 0.03)
     # scapulae (rotated off the lungs on PA, over them on AP) and humeral heads
@@ -1003,7 +1019,7 @@ def _draw_anatomy(c: _Canvas, bubble: float, ap: bool) -> tuple[np.ndarray, np.n
         w = c.win(hx - 0.09, hx + 0.09, hy - 0.14, hy + 0.14)
         if w:
             sl, Xw, Yw = w
-            D[sl] += 0.10 * np.exp(-(((Xw - hx - s * 0.01) / 0.028) ** 2 + ((Yw - hy) / 0.05) ** 2))
+            D[sl] += 0.10 * F.exp(-(((Xw - hx - s * 0.01) / 0.028) ** 2 + ((Yw - hy) / 0.05) ** 2))
 
     # ---- breast shadows (sharp inferior margin, fading upwards) ----
     if a.breast_size > 0:
@@ -1124,10 +1140,14 @@ def render_image(anatomy: Anatomy, view: str, findings: Mapping[str, Lesion],
     D += _devices(c, rng, ap)
 
     # ---- positioning: rotation, scale, shift about the image centre ----
-    cth, sth = math.cos(rot) / scale, math.sin(rot) / scale
+    s_rot, c_rot = F.sincos(rot)
+    cth, sth = c_rot / scale, s_rot / scale
     mat = np.array([[cth, -sth], [sth, cth]])
-    centre = np.array([size / 2.0, size / 2.0])
-    offset = centre - mat @ centre - np.array([shift_y, shift_x]) * size / scale
+    # offset = centre - mat @ centre - (shift_y, shift_x) * size / scale, written out (a BLAS
+    # product may fuse multiply-adds on one CPU and not on another)
+    half = size / 2.0
+    offset = np.array([half - (cth * half - sth * half) - shift_y * size / scale,
+                       half - (sth * half + cth * half) - shift_x * size / scale])
     D = ndimage.affine_transform(D, mat, offset=offset, order=1, mode="nearest")
     D = _blur(D, (0.55 if not ap else 0.8) * px)
 
