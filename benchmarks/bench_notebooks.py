@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_notebooks.py                          # chest_xray_diagnosis
     .venv/bin/python benchmarks/bench_notebooks.py --assignment keras_loss_weights --skip-student
+    .venv/bin/python benchmarks/bench_notebooks.py --skip-autograde --keep runs/executed   # read the outputs
 
 1. **Autograding one submission** (target <= 60 s): the reference solution and the blank
    release, each autograded once with nbgrader's API (``NbGraderAPI.autograde``) in a
@@ -55,8 +56,10 @@ def autograde_times(assignment: str, scratch: Path) -> list[tuple[str, float, fl
     return rows
 
 
-def student_run(assignment: str, scratch: Path, timeout: int) -> tuple[float, list[tuple[float, str]]]:
-    """Wall seconds of executing the reference submission, and (seconds, first line) per cell."""
+def student_run(assignment: str, scratch: Path, timeout: int,
+                keep: Path | None = None) -> tuple[float, list[tuple[float, str]]]:
+    """Wall seconds of executing the reference submission, and (seconds, first line) per cell;
+    with ``keep``, the executed notebooks are written there (to read what the cells print)."""
     from nbclient import NotebookClient
 
     folder = nbgrading.write_submission(scratch / "student" / assignment, REPO_DIR, assignment)
@@ -72,6 +75,9 @@ def student_run(assignment: str, scratch: Path, timeout: int) -> tuple[float, li
             client.execute()
             total += time.perf_counter() - start
             cells += cell_times(nb)
+            if keep is not None:
+                keep.mkdir(parents=True, exist_ok=True)
+                nbformat.write(nb, keep / path.name)
     finally:
         if env_before is not None:
             os.environ["NBGRADER_EXECUTION"] = env_before
@@ -106,6 +112,8 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-student", action="store_true")
     parser.add_argument("--timeout", type=int, default=1800, help="per cell, seconds")
     parser.add_argument("--slowest", type=int, default=8, help="cells listed")
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="write the student run's executed notebooks into DIR")
     args = parser.parse_args(argv)
     if args.assignment not in nbgrading.discover_assignments(REPO_DIR):
         parser.error(f"no assignment {args.assignment!r} in {REPO_DIR / 'source'}")
@@ -121,7 +129,7 @@ def main(argv=None) -> int:
                       f"{max_score:g} (target <= 60 s: {verdict})", flush=True)
                 print_slowest(cells, args.slowest)
         if not args.skip_student:
-            total, cells = student_run(args.assignment, scratch, args.timeout)
+            total, cells = student_run(args.assignment, scratch, args.timeout, args.keep)
             verdict = "met" if total <= 600 else "NOT met"
             print(f"student run-through of {args.assignment} (reference solution, no "
                   f"NBGRADER_EXECUTION): {total:.1f} s = {total / 60:.1f} min (target <= 10 min: {verdict})")

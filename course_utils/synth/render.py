@@ -21,6 +21,10 @@ How an image is made
    quantum noise.  A sigmoid characteristic (H&D) curve maps density to grey:
    lungs dark, bone and soft tissue bright, air black.
 
+Every exp, sigmoid, power, log, sin/cos and blur kernel comes from ``fpmath``, built from
+correctly rounded IEEE operations, so an image has the same bytes on every CPU (numpy's and
+libm's own versions differ by CPU in the last bit; ``docs/ARCHITECTURE.md``).
+
 Findings (radiological signs; box sizes/centres from NIH ``BBox_List_2017``,
 ``course_utils.constants.NIH_BOXES``; Wang et al., CVPR 2017)
 -------------------------------------------------------------------------
