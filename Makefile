@@ -1,7 +1,7 @@
 # Chest X-ray classification under class imbalance -- course commands.
 #
 #   make course    main job: .venv, data, release/, demo submissions autograded, score table
-#   make test      .venv and data if missing, then the whole test suite (what CI runs)
+#   make test      .venv, data and the browser tests' Chromium if missing, then every test (CI)
 #   make release   regenerate release/ from source/ (nbgrader generate_assignment --force)
 #   make data      generate the course data (data/ or $COURSE_DATA_DIR)
 #   make lab       JupyterLab for a student, with the course's environment
@@ -68,6 +68,7 @@ course: $(VENV_STAMP) $(DATA_STAMP)
 	"$(PY)" -m course_utils scores --check
 
 test: $(VENV_STAMP) $(DATA_STAMP)
+	@bash scripts/ensure_browser.sh
 	"$(PY)" -m pytest $(PYTEST_ARGS)
 
 lab: $(VENV_STAMP) $(DATA_STAMP)
