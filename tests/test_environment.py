@@ -3,6 +3,7 @@ documented entry points (README, Makefile, .ci/run) name commands that exist."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -185,13 +186,35 @@ def test_make_lab_copies_releases_without_overwriting_and_uses_the_venv(tmp_path
     assert set(discover_assignments(REPO_DIR)) >= released
 
 
-def test_ci_installs_debian_chromium_for_the_browser_tests():
-    """Does .ci/run install Debian's chromium + chromium-driver when either is missing, before `make test`?"""
-    ci = (REPO_DIR / ".ci" / "run").read_text()
-    assert re.search(r"\[ ! -x /usr/bin/chromium \] \|\| \[ ! -x /usr/bin/chromedriver \]", ci), ci
-    assert re.search(r"apt-get install -y -qq chromium chromium-driver", ci), ci
-    assert ci.index("apt-get install") < ci.rindex("make test")
-    assert "playwright install" not in ci
+def test_make_test_installs_debian_chromium_for_the_browser_tests():
+    """Does `make test` (and so .ci/run) install Debian's chromium + chromium-driver when either
+    is missing, before pytest, and never a downloaded browser?"""
+    script = (REPO_DIR / "scripts" / "ensure_browser.sh").read_text()
+    assert re.search(r"apt-get install -y -qq chromium chromium-driver", script), script
+    assert "playwright" not in script and "playwright" not in (REPO_DIR / ".ci" / "run").read_text()
+    dry = subprocess.run(["make", "-n", "test"], cwd=REPO_DIR, capture_output=True, text=True, check=True)
+    assert dry.stdout.index("scripts/ensure_browser.sh") < dry.stdout.index("-m pytest"), dry.stdout
+
+
+def test_browser_install_says_what_to_do_when_it_cannot(tmp_path):
+    """With the browser present the script does nothing; missing, on a machine without apt-get,
+    does it fail with what to install and how to run the other tests?"""
+    script = str(REPO_DIR / "scripts" / "ensure_browser.sh")
+    fake = tmp_path / "chromium"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "COURSE_CHROMIUM": str(fake), "COURSE_CHROMEDRIVER": str(fake)}
+    ok = subprocess.run(["bash", script], env=env, capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout == "" and ok.stderr == ""
+    bare = tmp_path / "bin"                     # bash and id, but no apt-get
+    bare.mkdir()
+    for tool in ("bash", "id"):
+        (bare / tool).symlink_to(shutil.which(tool))
+    env = {"PATH": str(bare), "COURSE_CHROMIUM": str(tmp_path / "none"), "COURSE_CHROMEDRIVER": str(fake)}
+    missing = subprocess.run([str(bare / "bash"), script], env=env, capture_output=True, text=True)
+    assert missing.returncode == 1, missing
+    assert "no apt-get" in missing.stderr and "apt-get install chromium chromium-driver" in missing.stderr
+    assert "-m \"not browser\"" in missing.stderr
 
 
 def test_make_instructor_starts_the_venv_jupyterlab_in_the_course_folder(tmp_path):
