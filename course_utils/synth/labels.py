@@ -123,10 +123,17 @@ def _cholesky(a) -> list[list[float]]:
 
 
 def _lower_times(low: list[list[float]], v) -> np.ndarray:
-    """``L @ v`` for a lower-triangular ``L`` from :func:`_cholesky`, each row a correctly
-    rounded sum (no BLAS: its kernels, like LAPACK's, depend on the CPU)."""
-    v = [float(x) for x in v]
-    return np.array([math.fsum(r * x for r, x in zip(row, v)) for row in low])
+    """``L @ v`` for a lower-triangular ``L`` from :func:`_cholesky`, in Python floats summed
+    left to right: a fixed order of correctly rounded operations (BLAS kernels, like LAPACK's,
+    depend on the CPU)."""
+    v = v.tolist() if isinstance(v, np.ndarray) else [float(x) for x in v]
+    out = []
+    for row in low:
+        acc = 0.0
+        for r, x in zip(row, v):
+            acc += r * x
+        out.append(acc)
+    return np.array(out)
 
 
 _CHOL_R = _cholesky(P.LATENT_CORRELATION)        # (14, 14), lower triangle
