@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import inspect
 import math
+import os
 import subprocess
 import sys
 import warnings
@@ -235,7 +236,6 @@ def test_dispatch_restriction_takes_effect():
     below would compare a machine with itself)?"""
     for level in LEVELS:
         disabled = level.env.get("NPY_DISABLE_CPU_FEATURES", "").split()
-        import os
         code = "from course_utils.synth.determinism import numpy_dispatch_found as f; print(' '.join(f()))"
         out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **level.env},
                              capture_output=True, text=True, check=True).stdout.split()

@@ -25,13 +25,12 @@ Used by ``tests/test_synth_determinism.py`` (fast test set, seconds).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
-import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -83,14 +82,20 @@ def levels(include_glibc: bool = True) -> list[Level]:
 SAMPLE_SIZE = 55
 
 
+@lru_cache(maxsize=2)
+def _course_patients(seed: int | None) -> tuple:
+    """The default course splits' patients, in split order (drawn once per process: about 1 s)."""
+    from . import labels as L
+    sets = L.make_course_splits(L.DEFAULT_SEED if seed is None else seed)
+    return tuple(p for split in sets.values() for p in split)
+
+
 def sample_images(seed: int | None = None, size: int = SAMPLE_SIZE):
     """[(patient, follow-up index)] of the default course splits: every finding, both views,
     the first PA and AP films without findings, then the first images of the splits up to
     ``size`` images."""
     from . import dataset as D
-    from . import labels as L
-    sets = L.make_course_splits(L.DEFAULT_SEED if seed is None else seed)
-    patients = [p for split in sets.values() for p in split]
+    patients = _course_patients(seed)
     sample = D._sample_images(patients)
     for view in ("PA", "AP"):
         for p in patients:
@@ -108,10 +113,9 @@ def sample_images(seed: int | None = None, size: int = SAMPLE_SIZE):
     return unique
 
 
-def render_sample(size: int | None = None) -> dict[str, np.ndarray]:
-    """image name -> uint8 image of :func:`sample_images` (default seed and size)."""
-    from PIL import Image
-
+def render_sample(size: int | None = None) -> dict[str, bytes]:
+    """image name -> PNG bytes (as written to the course data) of :func:`sample_images`
+    (default seed and size)."""
     from . import dataset as D
     from . import labels as L
     size = D.DEFAULT_SIZE if size is None else size
@@ -123,7 +127,7 @@ def render_sample(size: int | None = None) -> dict[str, np.ndarray]:
         rendered = D.render_patient(p.truncated(max(ks) + 1), L.DEFAULT_SEED, size)
         for k in sorted(ks):
             name, data, _ = rendered[k]
-            out[name] = np.asarray(Image.open(io.BytesIO(data)))
+            out[name] = data
     return out
 
 
@@ -138,23 +142,20 @@ def sample_views_and_findings() -> tuple[set[str], set[str]]:
     return views, findings
 
 
-def _png_sha256(image: np.ndarray) -> str:
-    from . import dataset as D
-    return hashlib.sha256(D.png_bytes(image)).hexdigest()
-
-
-def render_in_subprocess(level: Level, timeout: float = 300) -> dict[str, np.ndarray]:
-    """:func:`render_sample` in a fresh interpreter with ``level.env`` set."""
+def render_in_subprocess(level: Level, timeout: float = 300) -> dict[str, bytes]:
+    """:func:`render_sample` in a fresh interpreter with ``level.env`` set (its PNGs, zlib
+    included, are the subprocess's own)."""
     env = {**os.environ, **level.env}
     code = ("import io, sys, numpy as np\n"
             "from course_utils.synth.determinism import render_sample\n"
-            "buf = io.BytesIO(); np.savez(buf, **render_sample()); sys.stdout.buffer.write(buf.getvalue())\n")
+            "pngs = {k: np.frombuffer(v, np.uint8) for k, v in render_sample().items()}\n"
+            "buf = io.BytesIO(); np.savez(buf, **pngs); sys.stdout.buffer.write(buf.getvalue())\n")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"rendering with {level.describe()} failed (exit {proc.returncode}):\n"
                            f"{proc.stderr.decode(errors='replace')[-2000:]}")
     with np.load(io.BytesIO(proc.stdout)) as npz:
-        return {k: npz[k] for k in npz.files}
+        return {k: npz[k].tobytes() for k in npz.files}
 
 
 @dataclass
@@ -170,24 +171,27 @@ class Comparison:
         return f"{self.level.name:40s} {self.n_images} images {verdict}  [{self.level.describe()}]"
 
 
-def compare(reference: dict[str, np.ndarray], other: dict[str, np.ndarray], level: Level) -> Comparison:
+def compare(reference: dict[str, bytes], other: dict[str, bytes], level: Level) -> Comparison:
+    """Which PNGs differ, and by how many grey levels at most (decoded only where they differ)."""
+    from PIL import Image
     if set(reference) != set(other):
         raise RuntimeError(f"{level.name}: another sample was rendered ({sorted(set(reference) ^ set(other))})")
     differing, worst = [], 0
     for name in sorted(reference):
-        a, b = reference[name], other[name]
-        if a.shape != b.shape or not np.array_equal(a, b):
+        if reference[name] != other[name]:
             differing.append(name)
+            a, b = (np.asarray(Image.open(io.BytesIO(png)), dtype=np.int16)
+                    for png in (reference[name], other[name]))
             if a.shape == b.shape:
-                worst = max(worst, int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max()))
+                worst = max(worst, int(np.abs(a - b).max()))
     return Comparison(level, len(reference), differing, worst)
 
 
-def manifest_mismatches(images: dict[str, np.ndarray]) -> list[str]:
+def manifest_mismatches(pngs: dict[str, bytes]) -> list[str]:
     """Sample images whose PNG's sha256 is not the committed manifest's."""
     from . import dataset as D
     ref = D.read_manifest(D.PACKAGE_MANIFEST)
-    return [name for name, im in sorted(images.items()) if ref.get(f"images/{name}") != _png_sha256(im)]
+    return [name for name, png in sorted(pngs.items()) if ref.get(f"images/{name}") != D.sha256_bytes(png)]
 
 
 def main(argv=None) -> int:

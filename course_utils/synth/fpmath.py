@@ -184,16 +184,15 @@ def _log_kernel(x, o, s, z, ef, _f4, ib):
         bits, shift, bias, mant, one = x.view(np.int32), 23, 127, 0x007FFFFF, 0x3F800000
     else:
         bits, shift, bias, mant, one = x.view(np.int64), 52, 1023, 0x000FFFFFFFFFFFFF, 0x3FF0000000000000
-    ibits = ib.view(ib.dtype)
-    np.bitwise_and(bits, mant, out=ibits)
-    np.bitwise_or(ibits, one, out=ibits)
-    np.copyto(s, ibits.view(t))                  # s = m in [1, 2)
+    np.bitwise_and(bits, mant, out=ib)
+    np.bitwise_or(ib, one, out=ib)
+    np.copyto(s, ib.view(t))                     # s = m in [1, 2)
     big = s > t(_SQRT2)
     np.multiply(s, t(0.5), out=s, where=big)
-    np.right_shift(bits, shift, out=ibits)
-    np.subtract(ibits, bias, out=ibits)
-    np.add(ibits, big, out=ibits, casting="unsafe")
-    np.copyto(ef, ibits, casting="unsafe")       # ef = e
+    np.right_shift(bits, shift, out=ib)
+    np.subtract(ib, bias, out=ib)
+    np.add(ib, big, out=ib, casting="unsafe")
+    np.copyto(ef, ib, casting="unsafe")          # ef = e
     np.add(s, t(1.0), out=z)
     np.subtract(s, t(1.0), out=s)
     np.divide(s, z, out=s)                       # s = (m - 1) / (m + 1)
